@@ -1,0 +1,1 @@
+"""The ``mpm`` command line. Modules here import only click at top level."""

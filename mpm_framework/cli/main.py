@@ -1,0 +1,61 @@
+"""``mpm``: the entry point. Heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import MPMError
+
+
+class MPMGroup(click.Group):
+    """Turns user mistakes (:class:`MPMError`) into one-line errors, no traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MPMError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=MPMGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mpm-framework", message="mpm %(version)s")
+def cli() -> None:
+    """MPM: build a vision-language model in any language by pivoting through a
+    multilingual LLM.
+
+    \b
+    Quick start:
+      mpm plugins list                          what is installed
+      mpm demo                                  the whole MPM experiment on the toy world
+      mpm compose --llm llama --vision clip --lang de show-config
+      mpm compose --llm cpm-bee --vision beit3 --lang zh train --stage align
+
+    Components (LLMs, vision encoders, connectors, image decoders, language
+    packs) come from plugins; `mpm lang install de` adds a language.
+    """
+
+
+def _add_commands() -> None:
+    from .compose_cmd import compose
+    from .demo_cmd import demo
+    from .lang_cmd import lang
+    from .plan_cmd import plan
+    from .plugins_cmd import plugins
+    from .translate_cmd import translate
+
+    for command in (plugins, lang, compose, demo, plan, translate):
+        cli.add_command(command)
+    from ..plugins import get_plugin_manager
+
+    get_plugin_manager().hook.mpm_register_commands(cli=cli)
+
+
+_add_commands()
+
+
+def main() -> None:
+    cli(prog_name="mpm")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Build stacks from component names and configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from .config.loading import resolve_config
+from .contracts.base import BuildContext
+from .errors import ConfigError
+from .plugins import get_registry
+
+
+def load_language(code: str):
+    """The language pack registered under ``code`` (or an alias)."""
+    return get_registry().get("language", code).load_factory()()
+
+
+def _build(kind: str, cfg: Any, context: BuildContext):
+    reg = get_registry().get(kind, cfg.name)
+    factory = reg.load_factory()
+    return factory.from_config(cfg, context)
+
+
+def build_stack(cfg: DictConfig, *, meta: bool = False):
+    """A ChatStack (vision chosen) or PaintStack (decoder chosen) from a resolved config."""
+    import torch
+
+    from .stacks.chat import ChatStack
+    from .stacks.paint import PaintStack
+
+    model = cfg.model
+    if model.llm is None:
+        raise ConfigError("no pivot LLM chosen: pass --llm NAME or set model.llm.name")
+    context = BuildContext(meta=meta, device="meta" if meta else "cpu")
+    device_ctx = torch.device("meta") if meta else torch.device("cpu")
+    with device_ctx:
+        llm = _build("llm", model.llm, context)
+        context.llm_hidden_size = llm.hidden_size
+        languages = {code: load_language(code) for code in model.languages}
+        if model.vision is not None:
+            vision = _build("vision", model.vision, context)
+            context.vision_hidden_size = vision.output_dim
+            context.vision_num_tokens = vision.num_output_tokens
+            connector = _build("connector", model.connector, context)
+            return ChatStack(llm, vision, connector, languages, cfg)
+        if model.decoder is not None:
+            decoder = _build("decoder", model.decoder, context)
+            return PaintStack(llm, decoder, languages, cfg)
+    raise ConfigError("choose a vision encoder (--vision) for a chat stack or a decoder (--decoder) for paint")
+
+
+def compose(
+    llm: str | None = None,
+    vision: str | None = None,
+    connector: str | None = None,
+    decoder: str | None = None,
+    lang: list[str] | str | None = None,
+    config: str | Path | dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    meta: bool = False,
+):
+    """``compose(llm="llama", vision="clip", lang=["de"])`` -> a ready stack."""
+    if isinstance(lang, str):
+        lang = [lang]
+    cfg = resolve_config(
+        llm=llm, vision=vision, connector=connector, decoder=decoder, lang=lang,
+        recipe=config, overrides=overrides,
+    )
+    return build_stack(cfg, meta=meta)

@@ -1,0 +1,213 @@
+"""Layering: component defaults < recipe YAML < CLI ``key=value``; then validation.
+
+The schema is assembled from the chosen components' own config dataclasses, so
+a typo anywhere (``run.lrr``, ``model.llm.dtyp``) is caught with the full key
+path and the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ..errors import ConfigError, did_you_mean
+from ..registry import Registration
+
+COMPONENT_KEYS = {"llm": "llm", "vision": "vision", "connector": "connector", "decoder": "decoder"}
+ROOT_SECTIONS = ("model", "data", "run", "stages")
+
+
+@dataclasses.dataclass
+class _NamedOnly:
+    """Schema for components that declare no config class."""
+
+    name: str = ""
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"recipe not found: {p}")
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(p), resolve=False)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"cannot parse {p}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p} must hold a mapping with model / data / run sections")
+    return data  # type: ignore[return-value]
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+    try:
+        return OmegaConf.to_container(OmegaConf.from_dotlist(list(overrides)))  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"bad override: {exc}") from None
+
+
+def _component_schema(reg: Registration | None) -> Any:
+    if reg is None:
+        return None
+    cls = reg.load_config_class() or _NamedOnly
+    node = OmegaConf.structured(cls)
+    node.name = reg.name  # canonical name, also when chosen by alias
+    return node
+
+
+def _check_keys(user: Any, schema: Any, path: str) -> None:
+    """Reject keys the schema does not know, naming the closest valid one."""
+    if not isinstance(user, dict) or not isinstance(schema, DictConfig):
+        return
+    structured = OmegaConf.get_type(schema) not in (dict, None)
+    for key, value in user.items():
+        full = f"{path}.{key}" if path else str(key)
+        if key not in schema:
+            if not structured:
+                continue
+            valid = [str(k) for k in schema.keys()]
+            raise ConfigError(
+                f"unknown config key '{full}'.{did_you_mean(str(key), valid)} "
+                f"Valid keys{' under ' + repr(path) if path else ''}: {', '.join(valid)}"
+            )
+        child = schema._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
+            _check_keys(value, child, full)
+        elif isinstance(child, ListConfig) and isinstance(value, list):
+            element_type = child._metadata.element_type
+            if dataclasses.is_dataclass(element_type):
+                element = OmegaConf.structured(element_type)
+                for i, item in enumerate(value):
+                    _check_keys(item, element, f"{full}[{i}]")
+
+
+def _deep_get(d: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def _chosen_name(kind: str, flags: dict[str, str | None], layers: list[dict[str, Any]]) -> str | None:
+    if flags.get(kind):
+        return flags[kind]
+    for layer in reversed(layers):  # later layers win
+        node = _deep_get(layer, "model", kind)
+        if isinstance(node, str):
+            return node
+        if isinstance(node, dict) and node.get("name"):
+            return str(node["name"])
+    return None
+
+
+def _normalise_component(layer: dict[str, Any]) -> None:
+    """Allow the shorthand ``model: {llm: llama}`` for ``model.llm.name``."""
+    model = layer.get("model")
+    if isinstance(model, dict):
+        for kind in COMPONENT_KEYS:
+            if isinstance(model.get(kind), str):
+                model[kind] = {"name": model[kind]}
+
+
+def resolve_config(
+    *,
+    llm: str | None = None,
+    vision: str | None = None,
+    connector: str | None = None,
+    decoder: str | None = None,
+    lang: list[str] | None = None,
+    recipe: str | Path | dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    registry=None,
+) -> DictConfig:
+    """The fully merged and validated config (no torch is imported)."""
+    from ..plugins import get_registry
+    from ..training.config import DataConfig, RunConfig
+
+    registry = registry or get_registry()
+    layers: list[dict[str, Any]] = []
+    if recipe is not None:
+        layers.append(dict(recipe) if isinstance(recipe, dict) else load_yaml(recipe))
+    if overrides:
+        layers.append(parse_overrides(overrides))
+    for layer in layers:
+        unknown = [k for k in layer if k not in ROOT_SECTIONS]
+        if unknown:
+            key = unknown[0]
+            raise ConfigError(
+                f"unknown config section '{key}'.{did_you_mean(key, ROOT_SECTIONS)} "
+                f"Sections: {', '.join(ROOT_SECTIONS)}"
+            )
+        _normalise_component(layer)
+
+    flags = {"llm": llm, "vision": vision, "connector": connector, "decoder": decoder}
+    model_schema: dict[str, Any] = {}
+    for kind in COMPONENT_KEYS:
+        name = _chosen_name(kind, flags, layers)
+        if kind == "connector" and name is None and _chosen_name("vision", flags, layers):
+            name = "mlp2x_gelu"
+        model_schema[kind] = _component_schema(registry.get(kind, name) if name else None)
+    languages = lang or next(
+        (_deep_get(layer, "model", "languages") for layer in reversed(layers)
+         if _deep_get(layer, "model", "languages")), None
+    ) or ["en"]
+    languages = [registry.get("language", code).name for code in languages]
+    if "en" not in languages:
+        languages = ["en", *languages]
+    model_schema["languages"] = languages
+
+    schema = OmegaConf.create(
+        {
+            "model": model_schema,
+            "data": OmegaConf.structured(DataConfig),
+            "run": OmegaConf.structured(RunConfig),
+            "stages": {},
+        }
+    )
+    merged = schema
+    for layer in layers:
+        layer = dict(layer)
+        model = dict(layer.get("model") or {})
+        model.pop("languages", None)
+        for kind, node in list(model.items()):
+            if kind in COMPONENT_KEYS and isinstance(node, dict):
+                node = dict(node)
+                node.pop("name", None)  # resolved above (an alias may differ)
+                model[kind] = node
+                if schema.model[kind] is None and node:
+                    raise ConfigError(f"model.{kind} is configured but no {kind} was chosen")
+        if model:
+            layer["model"] = model
+        else:
+            layer.pop("model", None)
+        _check_keys(layer, schema, "")
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.create(layer))
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"invalid config value: {_first_line(exc)}") from None
+    for kind, cli_name in flags.items():
+        if cli_name and merged.model[kind] is not None:
+            merged.model[kind].name = registry.get(kind, cli_name).name
+    return merged
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    key = getattr(exc, "full_key", None)
+    head = lines[0] if lines else type(exc).__name__
+    return f"{key}: {head}" if key else head
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg)
+
+
+def save_config(cfg: DictConfig, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(to_yaml(cfg), encoding="utf-8")

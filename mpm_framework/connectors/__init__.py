@@ -1,0 +1,1 @@
+"""Built-in connectors, shipped as a default plugin."""

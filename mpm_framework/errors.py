@@ -1,0 +1,39 @@
+"""User-facing errors: the CLI prints these without a traceback."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class MPMError(Exception):
+    """A mistake the user can fix (bad name, bad config, bad data)."""
+
+
+class UnknownComponentError(MPMError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ConfigError(MPMError):
+    pass
+
+
+class DuplicateComponentError(MPMError):
+    pass
+
+
+class DataError(MPMError):
+    pass
+
+
+def nearest(name: str, candidates: Iterable[str]) -> str | None:
+    """The closest candidate to ``name``, or None when nothing is close."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+    return matches[0] if matches else None
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """`` Did you mean 'x'?`` or an empty string."""
+    hit = nearest(name, candidates)
+    return f" Did you mean '{hit}'?" if hit else ""

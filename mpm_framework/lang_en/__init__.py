@@ -1,0 +1,1 @@
+"""English, the pivot language, ships inside the core."""

@@ -1,0 +1,1 @@
+"""Stacks: composed models (chat: image -> text; paint: text -> image)."""

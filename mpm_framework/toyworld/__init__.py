@@ -1,0 +1,1 @@
+"""The toy "shapes world": scenes, rendering, corpora and the demo experiment."""

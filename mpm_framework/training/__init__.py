@@ -1,0 +1,1 @@
+"""Training: data, stages, trainer, checkpoints, engines."""
