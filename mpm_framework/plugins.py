@@ -72,6 +72,21 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         INFO[ep.name] = PluginInfo(ep.name, dist, version)
 
 
+def _load_env_plugins(pm: pluggy.PluginManager) -> None:
+    """``MPM_PLUGINS=pkg.module,other.module`` registers plugin modules that are
+    not installed as distributions (like pytest's ``-p``): handy for subprocess
+    tests and for trying a plugin before packaging it."""
+    for module_name in filter(None, (m.strip() for m in os.environ.get("MPM_PLUGINS", "").split(","))):
+        if pm.get_plugin(module_name) is not None:
+            continue
+        try:
+            pm.register(importlib.import_module(module_name), name=module_name)
+        except Exception as exc:
+            FAILED.append(PluginFailure(module_name, "(MPM_PLUGINS)", _one_line(exc)))
+            continue
+        INFO[module_name] = PluginInfo(module_name, "(MPM_PLUGINS)", "-")
+
+
 def get_plugin_manager() -> pluggy.PluginManager:
     """The process-wide plugin manager (built on first use)."""
     global _pm
@@ -84,6 +99,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
             INFO[name] = PluginInfo(name, "mpm-framework", version, builtin=True)
         if not os.environ.get("MPM_DISABLE_PLUGIN_AUTOLOAD"):
             _load_entry_points(pm)
+        _load_env_plugins(pm)
         _pm = pm
     return _pm
 

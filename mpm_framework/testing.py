@@ -14,7 +14,6 @@ the ``mpm_plugin`` fixture::
 from __future__ import annotations
 
 import sys
-import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,20 +204,10 @@ class TinyVision(VisionEncoder):
 
 # -- plugin + fixtures ---------------------------------------------------------
 
-def _tiny_plugin() -> types.ModuleType:
-    module = types.ModuleType("mpm_tiny_components")
+def _tiny_plugin():
+    from . import testing_plugin
 
-    @hookimpl
-    def mpm_register_llms(register):
-        register("tiny-llm", f"{__name__}:TinyLLM", config=f"{__name__}:TinyLLMConfig", aliases=["tiny"])
-
-    @hookimpl
-    def mpm_register_vision_encoders(register):
-        register("tiny-vision", f"{__name__}:TinyVision", config=f"{__name__}:TinyVisionConfig")
-
-    module.mpm_register_llms = mpm_register_llms
-    module.mpm_register_vision_encoders = mpm_register_vision_encoders
-    return module
+    return testing_plugin
 
 
 @pytest.fixture

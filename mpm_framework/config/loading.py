@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ..errors import ConfigError, did_you_mean
+from ..errors import ConfigError, did_you_mean, nearest
 from ..registry import Registration
 
 COMPONENT_KEYS = {"llm": "llm", "vision": "vision", "connector": "connector", "decoder": "decoder"}
@@ -65,14 +65,17 @@ def _check_keys(user: Any, schema: Any, path: str) -> None:
     if not isinstance(user, dict) or not isinstance(schema, DictConfig):
         return
     structured = OmegaConf.get_type(schema) not in (dict, None)
+    known = {str(k) for k in schema.keys()}  # `in` is False for MISSING values
     for key, value in user.items():
         full = f"{path}.{key}" if path else str(key)
-        if key not in schema:
+        if str(key) not in known:
             if not structured:
                 continue
             valid = [str(k) for k in schema.keys()]
+            hit = nearest(str(key), valid)
+            hint = f" Did you mean '{path + '.' if path else ''}{hit}'?" if hit else ""
             raise ConfigError(
-                f"unknown config key '{full}'.{did_you_mean(str(key), valid)} "
+                f"unknown config key '{full}'.{hint} "
                 f"Valid keys{' under ' + repr(path) if path else ''}: {', '.join(valid)}"
             )
         child = schema._get_node(key)
