@@ -26,7 +26,6 @@ from .contracts.base import BuildContext
 from .contracts.llm import LMOutput, PivotLLM
 from .contracts.prompt import IGNORE_INDEX, IMAGE_MARKER, PromptEncoding, Turn
 from .contracts.vision import VisionEncoder
-from .hookspecs import hookimpl
 
 PAD, BOS, EOS, IMG, USER, ASSISTANT, SYSTEM = range(256, 263)
 ROLE_TOKEN = {"user": USER, "assistant": ASSISTANT, "system": SYSTEM}

@@ -31,7 +31,7 @@ def test_typo_in_key_names_path_and_suggestion(tiny_components):
         resolve_config(llm="tiny-llm", overrides=["run.lrr=1"])
     assert "unknown config key 'run.lrr'" in str(err.value)
     assert "Did you mean 'run.lr'?" in str(err.value)
-    with pytest.raises(ConfigError, match="Did you mean 'model.llm.hidden_size'"):
+    with pytest.raises(ConfigError, match=r"Did you mean .model\.llm\.hidden_size."):
         resolve_config(llm="tiny-llm", overrides=["model.llm.hiden_size=3"])
     with pytest.raises(ConfigError, match="Did you mean 'run'"):
         resolve_config(llm="tiny-llm", recipe={"rnu": {"lr": 1}})

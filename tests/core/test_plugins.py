@@ -7,7 +7,6 @@ import textwrap
 import pytest
 
 
-
 def _write_dist(root, name: str, plugin_source: str):
     pkg = root / name
     pkg.mkdir()
