@@ -98,6 +98,23 @@ class PivotLLM(Component):
     def reorder_state(self, state: Any, index: torch.Tensor) -> Any:
         """Select/reorder batch rows of a decode state (beam search)."""
 
+    def synthetic_batch(
+        self, batch_size: int, seq_len: int, num_image_tokens: int = 0, answer_len: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """A batch of the given shape with no real text (memory planning on the
+        meta device, benchmarks): ``num_image_tokens`` image slots after the
+        first token, labels on the last ``answer_len`` tokens. Models whose
+        ``collate`` needs fields from ``extra`` override this."""
+        from .prompt import IGNORE_INDEX
+
+        answer_len = seq_len // 4 if answer_len is None else answer_len
+        filler = 1 if self.pad_token_id != 1 else 2
+        ids = [filler] * seq_len
+        labels = [IGNORE_INDEX] * (seq_len - answer_len) + ids[seq_len - answer_len:]
+        image_mask = [False] + [True] * num_image_tokens + [False] * (seq_len - 1 - num_image_tokens)
+        encoding = PromptEncoding(ids, labels, image_mask)
+        return self.collate([encoding] * batch_size)
+
     # -- io --------------------------------------------------------------------
     def save_pretrained(self, path: str) -> None:
         raise NotImplementedError(f"{type(self).__name__} cannot save a full checkpoint")
