@@ -1,14 +1,69 @@
-"""``mpm plan``."""
+"""``mpm plan RECIPE``: know before you launch whether it fits."""
 
 from __future__ import annotations
 
 import click
 
-from ..errors import MPMError
 
+@click.command("plan", context_settings={"ignore_unknown_options": False})
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
+@click.argument("overrides", nargs=-1)
+@click.option("--gpus", default=1, show_default=True, help="GPUs per node.")
+@click.option("--nodes", default=1, show_default=True, help="Number of nodes.")
+@click.option("--gpu-mem", default="80GB", show_default=True, help="Memory per GPU (80GB, 24GiB, ...).")
+@click.option("--zero", type=click.IntRange(0, 3), default=None,
+              help="ZeRO stage (default: the recipe's run.zero_stage; 0 = plain DDP).")
+@click.option("--offload", is_flag=True, default=None, help="ZeRO-Offload optimizer state (and ZeRO-3 params) to CPU.")
+@click.option("--stage", default=None, help="Stage to plan (default: the recipe's run.stage).")
+@click.option("--micro-batch", type=int, default=None, help="Micro-batch per GPU (default: run.batch_size).")
+@click.option("--seq-len", type=int, default=None, help="Sequence length (default: data.max_length).")
+@click.option("--tflops", default=120.0, show_default=True,
+              help="Assumed achieved TFLOP/s per GPU for the time estimate (~40% of an A100's bf16 peak).")
+@click.option("--measure", is_flag=True, help="Also run one real training step on this CPU and show its peak memory.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plan(recipe, overrides, gpus, nodes, gpu_mem, zero, offload, stage, micro_batch, seq_len, tflops,
+         measure, as_json) -> None:
+    """Count parameters exactly (meta device, no weights) and estimate per-GPU
+    memory and step time for RECIPE on the given hardware; say whether it fits
+    and what would make it fit.
 
-@click.command("plan", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def plan(args) -> None:
-    """Plan a recipe's memory and time before launching it."""
-    raise MPMError("'plan' is not available yet (tracked in issue 12)")
+    \b
+    Examples:
+      mpm plan examples/recipes/viscpm_chat_balance.yaml --gpus 8 --gpu-mem 80GB --zero 2
+      mpm plan examples/recipes/viscpm_chat_balance.yaml --stage instruct --zero 3 --offload
+    """
+    import json
+
+    from ..config.loading import resolve_config
+    from ..planning.estimate import format_plan, make_plan
+    from ..planning.hardware import Hardware, parse_size
+
+    cfg = resolve_config(recipe=recipe, overrides=list(overrides))
+    hardware = Hardware(
+        gpus_per_node=gpus, nodes=nodes, gpu_memory=parse_size(gpu_mem),
+        zero_stage=cfg.run.zero_stage if zero is None else zero,
+        offload=cfg.run.offload if offload is None else offload,
+    )
+    result = make_plan(cfg, hardware, stage=stage, micro_batch=micro_batch, seq_len=seq_len,
+                       achieved_tflops=tflops)
+    measured = None
+    if measure:
+        from ..planning.measure import measure_in_subprocess
+
+        measured = measure_in_subprocess(cfg, result.micro_batch, result.seq_len)
+    if as_json:
+        click.echo(json.dumps({
+            "stage": result.stage, "counts": result.counts, "weights": result.weights,
+            "grads": result.grads, "optimizer": result.optimizer, "activations": result.activations,
+            "activation_method": result.activation_method, "gpu_bytes": result.gpu_bytes,
+            "fits": result.fits, "tokens_per_step": result.tokens_per_step,
+            "step_seconds": result.step_seconds, "measured": measured,
+            "suggestions": [{"change": s, "gpu_bytes": b, "fits": f} for s, b, f in result.suggestions],
+        }, indent=2))
+        return
+    click.echo(format_plan(result))
+    if measured:
+        est = result.grads + result.optimizer + result.activations
+        click.echo(f"\nmeasured on this CPU (fp32, one step): {measured['step_bytes'] / 2**20:.1f} MiB "
+                   f"for gradients + optimizer state + activations; planned {est / 2**20:.1f} MiB "
+                   f"({est / max(measured['step_bytes'], 1):.2f}x)")
