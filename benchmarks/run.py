@@ -1,0 +1,39 @@
+"""Run the benchmark suites and write benchmarks/RESULTS.md.
+
+    python benchmarks/run.py                 # CPU
+    python benchmarks/run.py --device cuda   # on a GPU machine (results kept separately)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("-k", default=None, help="pytest -k expression to select benchmarks")
+    args = parser.parse_args()
+    suffix = "" if args.device == "cpu" else f"-{args.device}"
+    json_path = HERE / f"results{suffix}.json"
+    env = dict(os.environ, MPM_BENCH_DEVICE=args.device)
+    cmd = [sys.executable, "-m", "pytest", str(HERE), "-p", "no:randomly", "--benchmark-enable",
+           "--benchmark-only", f"--benchmark-json={json_path}", "-q"]
+    if args.k:
+        cmd += ["-k", args.k]
+    code = subprocess.call(cmd, env=env)
+    if json_path.exists():
+        out = HERE / f"RESULTS{suffix}.md"
+        subprocess.check_call([sys.executable, str(HERE / "report.py"), str(json_path), str(out)])
+        print(f"wrote {out}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
