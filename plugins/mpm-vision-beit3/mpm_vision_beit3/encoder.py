@@ -1,0 +1,206 @@
+"""BEiT-3 as an MPM vision encoder, with VisCPM's query bridge."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from mpm_framework.contracts.base import BuildContext
+from mpm_framework.contracts.vision import VisionEncoder
+from mpm_framework.errors import ConfigError
+from mpm_framework.imaging import INCEPTION_MEAN, INCEPTION_STD
+
+from .checkpoint import LoadReport, load_into
+from .config import Beit3Arch, Beit3Config, resolve_arch
+from .modeling import Beit3
+
+log = logging.getLogger(__name__)
+
+
+class Beit3Encoder(VisionEncoder):
+    """Images -> ``num_queries`` LLM-width tokens (or all image tokens).
+
+    With queries, the encoder input is ``[CLS, patches, queries]`` and the
+    multiway split sits after the image tokens, so the queries take the language
+    expert and its position table; only the query outputs are kept and mapped.
+    Parameter names match VisCPM's ``vpm`` module (``beit3.…``, ``query``,
+    ``mapping.0``/``mapping.2``)."""
+
+    image_mean = INCEPTION_MEAN
+    image_std = INCEPTION_STD
+
+    def __init__(
+        self,
+        arch: Beit3Arch,
+        num_queries: int = 64,
+        mapping_dim: int | None = None,
+        attention: str = "sdpa",
+        config: Any = None,
+    ) -> None:
+        super().__init__()
+        self.arch = arch
+        self.config = OmegaConf.structured(Beit3Config) if config is None else config
+        self.image_size = arch.image_size
+        self.hidden_size = arch.hidden_size
+        self.num_queries = num_queries
+        self.beit3 = Beit3(arch, attention)
+        self.beit3.reset_parameters()
+        self.query = nn.Parameter(torch.zeros(num_queries, arch.hidden_size)) if num_queries else None
+        self.mapping = (
+            nn.Sequential(nn.Linear(arch.hidden_size, mapping_dim), nn.GELU(), nn.Linear(mapping_dim, mapping_dim))
+            if mapping_dim
+            else None
+        )
+        self.init_queries()
+        self.load_report: LoadReport | None = None
+
+    # -- contract ----------------------------------------------------------------
+    @property
+    def num_output_tokens(self) -> int:  # type: ignore[override]
+        return self.num_queries or self.arch.num_image_tokens
+
+    @property
+    def owns_bridge(self) -> bool:  # type: ignore[override]
+        return self.mapping is not None
+
+    @property
+    def output_dim(self) -> int:
+        return self.mapping[-1].out_features if self.mapping is not None else self.hidden_size
+
+    @classmethod
+    def from_config(cls, config: Any, context: BuildContext) -> Beit3Encoder:
+        if not OmegaConf.is_config(config):
+            config = OmegaConf.structured(config)
+        arch = resolve_arch(config)
+        mapping_dim = None
+        if config.mapping:
+            if not config.num_queries:
+                raise ConfigError("beit3 mapping needs queries: set num_queries > 0 or mapping: false")
+            mapping_dim = config.mapping_dim or context.llm_hidden_size
+            if not mapping_dim:
+                raise ConfigError(
+                    "beit3 mapping needs the LLM width: build it inside a stack or set mapping_dim"
+                )
+        if config.num_queries < 0:
+            raise ConfigError(f"beit3 num_queries must be >= 0, got {config.num_queries}")
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
+            torch.manual_seed(config.seed)
+            model = cls(arch, int(config.num_queries), mapping_dim, str(config.attention), config)
+        if config.path and not context.meta:
+            model.load_checkpoint(config.path, config.checkpoint_format, strict=config.strict)
+        if context.dtype is not None and context.dtype != torch.float32 and not context.meta:
+            model.to(context.dtype)
+        return model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        tokens = self.beit3.vision_embed(pixel_values)
+        num_image = tokens.shape[1]
+        if self.query is None:
+            out, _ = self.beit3.encoder(tokens, split=num_image)
+            return out
+        queries = self.query.to(tokens.dtype).unsqueeze(0).expand(tokens.shape[0], -1, -1)
+        out, _ = self.beit3.encoder(torch.cat([tokens, queries], dim=1), split=num_image)
+        out = out[:, num_image:]
+        return self.mapping(out) if self.mapping is not None else out
+
+    # -- weights -----------------------------------------------------------------
+    @torch.no_grad()
+    def init_queries(self) -> None:
+        """VisCPM's initialisation: truncated normal (std 0.02), then the first
+        query from text token 0 (BOS) and the last from token 2 (EOS)."""
+        if self.query is None:
+            return
+        nn.init.trunc_normal_(self.query, std=0.02)
+        text = self.beit3.text_embed.weight
+        self.query[0].copy_(text[0])
+        if self.num_queries > 1:
+            self.query[-1].copy_(text[2])
+
+    def load_checkpoint(self, path: str, fmt: str = "auto", strict: bool = True) -> LoadReport:
+        """Load Microsoft, VisCPM, torchscale or mpm weights; queries the file
+        does not carry are re-initialised from the loaded text embedding."""
+        report = load_into(self, path, fmt, strict=strict)
+        if "query" in report.initialised:
+            self.init_queries()
+        log.info("%s", report.summary())
+        if report.missing or report.unexpected:
+            log.warning("beit3 checkpoint keys did not match:\n%s", report.summary())
+        self.load_report = report
+        return report
+
+    # -- training ----------------------------------------------------------------
+    def trainable_groups(self) -> dict[str, list[str]]:
+        names = [n for n, _ in self.named_parameters()]
+        groups = {
+            "patch_embed": ["beit3.vision_embed."],
+            "text_embed": ["beit3.text_embed."],
+            "vision_expert": [n for n in names if ".A." in n],
+            "language_expert": [n for n in names if ".B." in n],
+            "encoder": ["beit3.encoder."],
+            "backbone": ["beit3."],
+        }
+        if self.query is not None:
+            groups["queries"] = ["query"]
+        if self.mapping is not None:
+            groups["mapping"] = ["mapping."]
+        groups["bridge"] = [p for g in ("queries", "mapping") for p in groups.get(g, [])]
+        return groups
+
+    def freeze_sets(self) -> tuple[list[str], list[str]]:
+        """(trainable, frozen) group names of VisCPM's policy under this config.
+
+        The text embedding stays frozen: the image path never reads it (an
+        unused trainable parameter also breaks DDP without
+        ``find_unused_parameters``)."""
+        trainable = []
+        if self.query is not None:
+            trainable += ["language_expert", "queries"]
+        if self.mapping is not None:
+            trainable.append("mapping")
+        if self.config.get("train_vision_expert", False) or self.query is None:
+            trainable.append("vision_expert")
+        frozen = []
+        if self.config.get("freeze_patch_embed", True):
+            frozen.append("patch_embed")
+        else:
+            trainable.append("patch_embed")
+        return trainable, frozen
+
+    def apply_freeze_policy(self) -> dict[str, int]:
+        """Set ``requires_grad`` on this encoder per :meth:`freeze_sets`;
+        returns ``{"trainable": n, "total": n}`` parameter counts."""
+        trainable, frozen = self.freeze_sets()
+        groups = self.trainable_groups()
+        self.requires_grad_(False)
+        for flag, names in ((True, trainable), (False, frozen)):
+            prefixes = [p for g in names for p in groups[g]]
+            for name, param in self.named_parameters():
+                if any(name.startswith(p) for p in prefixes):
+                    param.requires_grad_(flag)
+        params = list(self.parameters())
+        return {"trainable": sum(p.numel() for p in params if p.requires_grad),
+                "total": sum(p.numel() for p in params)}
+
+    def enable_gradient_checkpointing(self) -> None:
+        self.beit3.encoder.gradient_checkpointing = True
+
+    # -- preprocessing -----------------------------------------------------------
+    def image_transform(self, train: bool = False, rng: random.Random | None = None):
+        from .randaug import RandAugment
+        from .transforms import Beit3ImageTransform
+
+        cfg = self.config
+        rng = rng or random.Random()
+        augment = None
+        if train and cfg.get("randaugment", True):
+            augment = RandAugment(int(cfg.randaugment_n), float(cfg.randaugment_m), list(cfg.randaugment_ops), rng=rng)
+        return Beit3ImageTransform(
+            self.image_size, self.image_mean, self.image_std, train=train,
+            scale=tuple(cfg.get("crop_scale", (0.5, 1.0))), flip=bool(cfg.get("hflip", True)),
+            augment=augment, rng=rng,
+        )
