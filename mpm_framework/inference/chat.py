@@ -1,0 +1,248 @@
+"""Chat with a ChatStack: multi-turn with a cached image encoding, streaming, batches.
+
+``ChatStack.chat / stream_chat / generate`` delegate here. A conversation is a
+:class:`History` the caller passes back each turn; it holds the turns and the
+encoded image, so asking a second question about the same picture never runs
+the vision encoder again (VisCPM passed ``vision_hidden_states`` back for the
+same reason).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from ..contracts.prompt import IMAGE_MARKER, Turn
+from ..errors import MPMError
+from ..imaging import load_image
+from .generation import GenerationConfig, decode_answer, end_token_ids, iter_generate
+from .streaming import TextStream
+
+ImageInput = Image.Image | str | Path | torch.Tensor | None
+
+
+@dataclass
+class History:
+    """A conversation: its turns and the encoded image they talk about.
+
+    ``image_features`` (1, M, D) is what the connector produced for the image;
+    ``pixel_values`` identifies that image, so passing the same picture again
+    reuses the features. Treat it as opaque and pass it back to the next turn."""
+
+    turns: list[Turn] = field(default_factory=list)
+    image_features: torch.Tensor | None = None
+    pixel_values: torch.Tensor | None = None
+
+    @property
+    def has_image(self) -> bool:
+        return self.image_features is not None
+
+    def reset(self) -> History:
+        """A fresh conversation about no image."""
+        return History()
+
+
+@dataclass
+class _Prepared:
+    turns: list[Turn]
+    history: History  # the history the answer will be appended to
+
+
+def _pixels(stack, image: ImageInput) -> torch.Tensor:
+    if isinstance(image, torch.Tensor):
+        if image.dim() != 3:
+            raise MPMError(f"an image tensor must be (3, H, W) normalised pixels, got shape {tuple(image.shape)}")
+        return image
+    return stack.image_transform(train=False)(load_image(image))
+
+
+def _vision_dtype(stack) -> torch.dtype:
+    param = next(stack.vision.parameters(), None)
+    return param.dtype if param is not None and param.is_floating_point() else torch.float32
+
+
+def _encode_pixels(stack, pixels: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) -> (N, M, D) image features."""
+    device = next(stack.vision.parameters(), torch.empty(0)).device
+    return stack.encode_images(pixels.to(device=device, dtype=_vision_dtype(stack)))
+
+
+def _user_turn(question: str, with_image: bool) -> Turn:
+    if IMAGE_MARKER in question:
+        raise MPMError(f"the question must not contain the image marker {IMAGE_MARKER!r}; pass the image instead")
+    return Turn("user", f"{IMAGE_MARKER}\n{question}" if with_image else question)
+
+
+def _prepare(stack, image: ImageInput, question: str, history: History | None) -> _Prepared:
+    """Next turn's prompt turns; encodes the image only when it is new.
+
+    The same image (pixel-identical) reuses the cached features. A different
+    image starts a new conversation about it: the built-in stages train one
+    image per conversation."""
+    history = history if history is not None else History()
+    if not isinstance(history, History):
+        raise MPMError(f"history must be the History returned by the previous turn, got {type(history).__name__}")
+    if image is None:
+        return _Prepared([*history.turns, _user_turn(question, False)], history)
+    pixels = _pixels(stack, image)
+    if history.pixel_values is not None and torch.equal(history.pixel_values, pixels):
+        return _Prepared([*history.turns, _user_turn(question, False)], history)
+    features = _encode_pixels(stack, pixels[None])
+    if history.has_image:
+        history = History()  # a new picture: a new conversation
+    history = replace(history, image_features=features, pixel_values=pixels)
+    return _Prepared([*history.turns, _user_turn(question, True)], history)
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def _prompt_batch(stack, conversations: list[list[Turn]], features: torch.Tensor | None):
+    """Left-padded prompt batch and its embeddings with image features in place."""
+    encodings = [stack.encode_conversation(turns, add_generation_prompt=True) for turns in conversations]
+    batch = _to_device(stack.llm.collate(encodings, padding_side="left"), stack.device)
+    if features is not None:
+        features = features.to(stack.device)
+    return batch, stack.embed(batch, features)
+
+
+@contextlib.contextmanager
+def _inference(stack):
+    """Eval mode and no autograd for the duration; the caller's mode is restored."""
+    was_training = stack.training
+    stack.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        stack.train(was_training)
+
+
+def _config(generation: dict[str, Any]) -> GenerationConfig:
+    base = generation.pop("generation_config", None)
+    return GenerationConfig.from_kwargs(base, **generation)
+
+
+def chat(stack, image: ImageInput, question: str, history: History | None = None,
+         **generation: Any) -> tuple[str, History]:
+    """One turn: the answer and the updated history (the one passed in is not changed).
+
+    ``image`` may be None on later turns (the conversation's image stays) or for
+    a text-only question. ``generation`` takes :class:`GenerationConfig` fields
+    or ``generation_config=GenerationConfig(...)``."""
+    config = _config(generation)
+    with _inference(stack):
+        prepared = _prepare(stack, image, question, history)
+        batch, embeds = _prompt_batch(stack, [prepared.turns], prepared.history.image_features)
+        steps = iter_generate(stack.llm, embeds, batch, config)
+        ids = _drain(steps)[0]
+    answer = decode_answer(stack.llm, ids, config.stop_strings)
+    return answer, _append(prepared, answer)
+
+
+def _drain(steps) -> list[list[int]]:
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def _append(prepared: _Prepared, answer: str) -> History:
+    return replace(prepared.history, turns=[*prepared.turns, Turn("assistant", answer)])
+
+
+class ChatStream:
+    """Iterate for text pieces; afterwards ``answer`` and ``history`` hold the
+    whole answer and the updated conversation. The pieces concatenate to what
+    :func:`chat` returns for the same call."""
+
+    def __init__(self, stack, image: ImageInput, question: str, history: History | None,
+                 config: GenerationConfig) -> None:
+        self._stack, self._image, self._question, self._history = stack, image, question, history
+        self.config = config
+        self.answer: str | None = None
+        self.history: History | None = None
+        self._started = False
+
+    def __iter__(self) -> Iterator[str]:
+        if self._started:
+            raise MPMError("a chat stream can be iterated only once")
+        self._started = True
+        stack, config = self._stack, self.config
+        with _inference(stack):
+            prepared = _prepare(stack, self._image, self._question, self._history)
+            batch, embeds = _prompt_batch(stack, [prepared.turns], prepared.history.image_features)
+            text = TextStream(stack.llm, config.stop_strings)
+            steps = iter_generate(stack.llm, embeds, batch, config)
+            ids: list[int] = []
+            end_ids = set(end_token_ids(stack.llm))
+            while True:
+                try:
+                    step = next(steps)
+                except StopIteration as done:
+                    ids = done.value[0]
+                    break
+                token = step[0]
+                # an end token is not part of the answer; iter_generate leaves it out of ids
+                if token is None or token in end_ids:
+                    continue
+                piece = text.push(token)
+                if piece:
+                    yield piece
+        rest = text.finish()
+        if rest:
+            yield rest
+        self.answer = decode_answer(stack.llm, ids, config.stop_strings)
+        self.history = _append(prepared, self.answer)
+
+
+def stream_chat(stack, image: ImageInput, question: str, history: History | None = None,
+                **generation: Any) -> ChatStream:
+    """Like :func:`chat`, yielding the answer in pieces as it is generated."""
+    return ChatStream(stack, image, question, history, _config(generation))
+
+
+def generate_batch(
+    stack,
+    images: Sequence[ImageInput] | None,
+    questions: Sequence[str],
+    batch_size: int = 8,
+    progress: bool = False,
+    **generation: Any,
+) -> list[str]:
+    """Single-turn answers for many (image, question) pairs, ``batch_size`` at a
+    time with left padding. ``images`` entries may be None (text-only);
+    ``images=None`` makes every question text-only."""
+    config = _config(generation)
+    questions = list(questions)
+    images = [None] * len(questions) if images is None else list(images)
+    if len(images) != len(questions):
+        raise MPMError(f"got {len(images)} images but {len(questions)} questions; pass one image "
+                       "(or None) per question")
+    if batch_size < 1:
+        raise MPMError(f"batch_size must be >= 1, got {batch_size}")
+    answers: list[str] = []
+    starts = range(0, len(questions), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="generating", unit="batch", total=len(starts))
+    with _inference(stack):
+        for start in starts:
+            chunk_images = images[start: start + batch_size]
+            chunk_questions = questions[start: start + batch_size]
+            pixels = [_pixels(stack, img) for img in chunk_images if img is not None]
+            features = _encode_pixels(stack, torch.stack(pixels)) if pixels else None
+            conversations = [[_user_turn(q, img is not None)] for img, q in zip(chunk_images, chunk_questions)]
+            batch, embeds = _prompt_batch(stack, conversations, features)
+            ids = _drain(iter_generate(stack.llm, embeds, batch, config))
+            answers += [decode_answer(stack.llm, row, config.stop_strings) for row in ids]
+    return answers
