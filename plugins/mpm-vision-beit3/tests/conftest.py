@@ -16,8 +16,9 @@ def tiny_config(**overrides):
 
 
 def build(**overrides):
-    from mpm_framework.contracts.base import BuildContext
     from mpm_vision_beit3.encoder import Beit3Encoder
+
+    from mpm_framework.contracts.base import BuildContext
 
     return Beit3Encoder.from_config(tiny_config(**overrides), BuildContext())
 
@@ -47,6 +48,7 @@ def perturbed():
 def beit3_registered(mpm_plugin, tiny_components):  # noqa: F811
     """`beit3` in the registry whether or not entry points were loaded."""
     import mpm_vision_beit3.plugin as plugin
+
     from mpm_framework.plugins import get_plugin_manager
 
     if not get_plugin_manager().is_registered(plugin):

@@ -208,11 +208,11 @@ def test_parameter_counts_match_the_paper(preset, published):
     """The paper's 276M / 746M include the pretraining heads (text MLM head
     d x 64010, image MIM head d x 8192 + bias); the backbone plus those must
     land on the published count. Built on the meta device: nothing allocated."""
+    from mpm_vision_beit3.config import Beit3Config
+    from mpm_vision_beit3.encoder import Beit3Encoder
     from omegaconf import OmegaConf
 
     from mpm_framework.contracts.base import BuildContext
-    from mpm_vision_beit3.config import Beit3Config
-    from mpm_vision_beit3.encoder import Beit3Encoder
 
     with torch.device("meta"):
         enc = Beit3Encoder.from_config(
