@@ -1,0 +1,185 @@
+"""Find, load or build the transformers model and tokenizer behind a config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mpm_framework.errors import ConfigError, did_you_mean
+
+from .config import DTYPES, LlamaLLMConfig
+
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    if name not in TORCH_DTYPES:
+        raise ConfigError(f"unknown dtype {name!r} (model.llm.dtype).{did_you_mean(name, DTYPES)} "
+                          f"Choose one of {', '.join(DTYPES)}")
+    return TORCH_DTYPES[name]
+
+
+def _offline() -> bool:
+    flags = (os.environ.get(k, "") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(f.strip().lower() in ("1", "true", "yes", "on") for f in flags)
+
+
+def resolve_source(path: str) -> tuple[str, bool]:
+    """(what to pass to ``from_pretrained``, whether it is a local directory)."""
+    local = Path(path).expanduser()
+    if local.is_dir():
+        return str(local), True
+    if local.exists():
+        raise ConfigError(f"model.llm.path {path!r} is a file; point it at the checkpoint *directory* "
+                          "(config.json, *.safetensors and the tokenizer files)")
+    looks_local = path.startswith(("/", ".", "~")) or path.count("/") > 1 or "\\" in path
+    if looks_local:
+        raise ConfigError(
+            f"LLM checkpoint path not found: {path!r} is not a directory. Point model.llm.path at a "
+            "local Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer files) "
+            "or at a hub id such as 'org/model' (needs network)."
+        )
+    return path, False
+
+
+def _not_found(source: str, exc: BaseException) -> ConfigError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "trust_remote_code" in str(exc):
+        return ConfigError(
+            f"{source!r} needs code shipped with the checkpoint. Set model.llm.trust_remote_code=true "
+            "only if you trust its authors."
+        )
+    return ConfigError(
+        f"LLM checkpoint path not found: {source!r} is not a local directory and could not be fetched "
+        f"from the Hugging Face hub{' (offline mode is on)' if _offline() else ''}: {reason}. Without "
+        f"network, download it on a machine that has it (hf download {source} --local-dir DIR), copy "
+        "DIR here and set model.llm.path=DIR."
+    )
+
+
+def _hub_kwargs(cfg: LlamaLLMConfig, local: bool) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
+    if not local:
+        kwargs["local_files_only"] = _offline()
+        if cfg.revision:
+            kwargs["revision"] = cfg.revision
+    return kwargs
+
+
+def load_tokenizer(cfg: LlamaLLMConfig) -> Any:
+    from transformers import AutoTokenizer
+
+    source = cfg.tokenizer_path or cfg.path
+    if not source:
+        from .toy import byte_tokenizer
+
+        return byte_tokenizer()
+    resolved, local = resolve_source(source)
+    try:
+        return AutoTokenizer.from_pretrained(resolved, **_hub_kwargs(cfg, local))
+    except (OSError, ValueError) as exc:
+        if local:
+            raise ConfigError(f"cannot load a tokenizer from {resolved}: {exc}") from None
+        raise _not_found(resolved, exc) from None
+
+
+def add_image_token(tokenizer: Any, image_token: str) -> int:
+    """The id of ``image_token``, added to the tokenizer as a special token if missing."""
+    from tokenizers import AddedToken
+
+    if not image_token:
+        raise ConfigError("model.llm.image_token must not be empty")
+    if image_token not in tokenizer.get_vocab():
+        tokenizer.add_tokens([AddedToken(image_token, special=True, normalized=False)], special_tokens=True)
+    return tokenizer.convert_tokens_to_ids(image_token)
+
+
+def model_class(auto: bool) -> Any:
+    if auto:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM
+    from transformers import LlamaForCausalLM
+
+    return LlamaForCausalLM
+
+
+def load_pretrained(cfg: LlamaLLMConfig, auto: bool, attn: str, meta: bool) -> Any:
+    """The transformers model stored at ``cfg.path`` (weights skipped on meta)."""
+    from transformers import AutoConfig
+
+    source, local = resolve_source(cfg.path)
+    if local and not (Path(source) / "config.json").is_file():
+        raise ConfigError(f"{source} holds no config.json: not a Hugging Face checkpoint directory")
+    kwargs = _hub_kwargs(cfg, local)
+    try:
+        config = AutoConfig.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise _not_found(source, exc) from None
+    if not auto and config.model_type != "llama":
+        raise ConfigError(
+            f"{source} holds a '{config.model_type}' model, not a Llama one: choose the LLM "
+            "'hf-causal-lm' (any transformers causal LM) instead of 'llama'"
+        )
+    cls = model_class(auto)
+    dtype = torch_dtype(cfg.dtype)
+    if meta:
+        with torch.device("meta"):
+            return _from_config(cls, config, attn_implementation=attn, dtype=dtype, **_remote(cfg))
+    try:
+        return cls.from_pretrained(source, config=config, dtype=dtype, attn_implementation=attn, **kwargs)
+    except (OSError, ValueError) as exc:
+        if local:
+            raise ConfigError(f"cannot load model weights from {source}: {exc}") from None
+        raise _not_found(source, exc) from None
+
+
+def _from_config(cls: Any, config: Any, **kwargs: Any) -> Any:
+    """``AutoModelForCausalLM.from_config`` or a concrete class's ``_from_config``."""
+    if hasattr(cls, "from_config"):
+        return cls.from_config(config, **kwargs)
+    kwargs.pop("trust_remote_code", None)
+    return cls._from_config(config, **kwargs)
+
+
+def _remote(cfg: LlamaLLMConfig) -> dict[str, Any]:
+    return {"trust_remote_code": cfg.trust_remote_code} if cfg.trust_remote_code else {}
+
+
+def build_random(cfg: LlamaLLMConfig, tokenizer: Any, auto: bool, attn: str, meta: bool) -> Any:
+    """A randomly initialised model of ``cfg.tiny``'s sizes (seeded, without
+    touching the caller's random state)."""
+    from transformers import AutoConfig, LlamaConfig
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    tiny = cfg.tiny
+    vocab = tiny.vocab_size or len(tokenizer)
+    if vocab < len(tokenizer):
+        raise ConfigError(f"model.llm.tiny.vocab_size={vocab} is smaller than the tokenizer ({len(tokenizer)})")
+    sizes = dict(
+        vocab_size=vocab, hidden_size=tiny.hidden_size, intermediate_size=tiny.intermediate_size,
+        num_hidden_layers=tiny.num_layers, num_attention_heads=tiny.num_heads,
+        num_key_value_heads=tiny.num_kv_heads, max_position_embeddings=tiny.max_position_embeddings,
+        tie_word_embeddings=tiny.tie_word_embeddings, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    if not auto:
+        if cfg.model_type != "llama":
+            raise ConfigError(f"the LLM 'llama' builds Llama models; for model_type={cfg.model_type!r} "
+                              "choose the LLM 'hf-causal-lm'")
+        config = LlamaConfig(**sizes)
+    else:
+        if cfg.model_type not in CONFIG_MAPPING:
+            raise ConfigError(f"unknown model_type {cfg.model_type!r}.{did_you_mean(cfg.model_type, CONFIG_MAPPING.keys())}")
+        config = AutoConfig.for_model(cfg.model_type, **sizes)
+    cls = model_class(auto)
+    dtype = torch_dtype(cfg.dtype)
+    if meta:
+        with torch.device("meta"):
+            return _from_config(cls, config, attn_implementation=attn, dtype=dtype)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(tiny.seed)
+        return _from_config(cls, config, attn_implementation=attn, dtype=dtype)
