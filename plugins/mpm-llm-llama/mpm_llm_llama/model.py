@@ -136,7 +136,11 @@ class HFCausalLM(PivotLLM):
         return groups
 
     def enable_gradient_checkpointing(self) -> None:
-        self.hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        kwargs = {"use_reentrant": False}  # works with frozen inputs (LoRA, frozen embeddings)
+        if hasattr(self.hf, "activation_checkpointing_enable"):  # transformers >= 5.2x
+            self.hf.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            self.hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         self.hf.config.use_cache = False
 
     # -- text ------------------------------------------------------------------------

@@ -38,6 +38,15 @@ SIZES = dict(hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4, nu
              max_position_embeddings=256)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread, and a shared machine stays responsive."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def toy_tokenizer(path=None):
     from mpm_llm_llama.toy import train_tokenizer
 
