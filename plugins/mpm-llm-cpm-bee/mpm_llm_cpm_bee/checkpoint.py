@@ -56,7 +56,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
         return load_file(str(p))
     try:
-        data = torch.load(str(p), map_location="cpu", weights_only=True)
+        try:  # memory-mapped: a 10B file is not copied into RAM before use
+            data = torch.load(str(p), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc) and "zip" not in str(exc).lower():
+                raise
+            data = torch.load(str(p), map_location="cpu", weights_only=True)  # legacy (non-zip) format
     except Exception as exc:  # a pickle that is not plain tensors is refused, never executed
         raise CheckpointError(f"cannot read {p} with weights_only=True: {exc}") from None
     for wrapper in ("state_dict", "model", "module"):

@@ -151,6 +151,7 @@ def test_checkpoint_round_trips(tmp_path, vocab_file):
     def logits_of(path, **kw):
         loaded = CPMBeeLLM.from_pretrained(path, **kw).eval()
         assert loaded.arch == model.arch
+        assert all(p.requires_grad and p.dtype == torch.float32 for p in loaded.parameters())
         with torch.no_grad():
             return loaded(loaded.embed_tokens(batch["input_ids"]), batch).logits
 
