@@ -1,0 +1,1 @@
+"""German (Deutsch) language pack for MPM."""

@@ -1,0 +1,1 @@
+"""French (français) language pack for MPM."""

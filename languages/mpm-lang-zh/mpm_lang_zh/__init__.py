@@ -1,0 +1,1 @@
+"""Chinese (中文, simplified) language pack for MPM."""
