@@ -45,6 +45,7 @@ PRESETS: dict[str, Beit3Arch] = {
 }
 
 _ARCH_FIELDS = [f.name for f in fields(Beit3Arch)]
+DTYPES = ("fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -87,6 +88,7 @@ class Beit3Config:
     freeze_patch_embed: bool = True
     train_vision_expert: bool = False
     attention: str = "sdpa"  # sdpa | eager
+    dtype: str = "fp32"  # fp32 | bf16 | fp16 (VisCPM runs fp16)
     seed: int = 0
     # architecture overrides (None: the preset's)
     image_size: int | None = None

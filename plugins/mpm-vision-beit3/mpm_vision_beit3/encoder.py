@@ -12,7 +12,7 @@ from torch import nn
 
 from mpm_framework.contracts.base import BuildContext
 from mpm_framework.contracts.vision import VisionEncoder
-from mpm_framework.errors import ConfigError
+from mpm_framework.errors import ConfigError, did_you_mean
 from mpm_framework.imaging import INCEPTION_MEAN, INCEPTION_STD
 
 from .checkpoint import LoadReport, load_into
@@ -20,6 +20,8 @@ from .config import Beit3Arch, Beit3Config, resolve_arch
 from .modeling import Beit3
 
 log = logging.getLogger(__name__)
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Beit3Encoder(VisionEncoder):
@@ -77,6 +79,9 @@ class Beit3Encoder(VisionEncoder):
         if not OmegaConf.is_config(config):
             config = OmegaConf.structured(config)
         arch = resolve_arch(config)
+        if config.dtype not in _DTYPES:
+            raise ConfigError(f"unknown dtype '{config.dtype}'.{did_you_mean(config.dtype, _DTYPES)} "
+                              f"Choose one of {', '.join(_DTYPES)}")
         mapping_dim = None
         if config.mapping:
             if not config.num_queries:
@@ -93,8 +98,8 @@ class Beit3Encoder(VisionEncoder):
             model = cls(arch, int(config.num_queries), mapping_dim, str(config.attention), config)
         if config.path and not context.meta:
             model.load_checkpoint(config.path, config.checkpoint_format, strict=config.strict)
-        if context.dtype is not None and context.dtype != torch.float32 and not context.meta:
-            model.to(context.dtype)
+        if not context.meta:
+            model.to(_DTYPES[config.dtype])
         return model
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:

@@ -221,3 +221,26 @@ def test_parameter_counts_match_the_paper(preset, published):
     d = enc.hidden_size
     n = sum(p.numel() for p in enc.parameters()) + d * 64010 + d * 8192 + 8192
     assert abs(n - published) < 1e6, n
+
+
+def test_bf16_stays_close_to_fp32(make_beit3):
+    full = make_beit3().eval()
+    half = make_beit3(dtype="bf16").eval()
+    assert half.query.dtype == torch.bfloat16
+    pixels = torch.randn(2, 3, 32, 32)
+    out = half(pixels)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), full(pixels), atol=0.1, rtol=0.05)
+    with pytest.raises(ConfigError, match="Did you mean 'fp16'"):
+        make_beit3(dtype="fp61")
+
+
+@pytest.mark.gpu
+def test_fp16_on_cuda_matches_fp32(make_beit3):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    full = make_beit3().eval()
+    half = make_beit3(dtype="fp16").eval().cuda()
+    pixels = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(half(pixels.cuda()).float().cpu(), full(pixels), atol=2e-2, rtol=2e-2)

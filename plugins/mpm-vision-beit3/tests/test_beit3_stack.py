@@ -77,6 +77,24 @@ def test_beit3_composes_with_llama(beit3_registered, mpm_plugin):
         assert len(answers) == 1 and isinstance(answers[0], str)
 
 
+def test_viscpm_recipe_resolves(beit3_registered):
+    from pathlib import Path
+
+    import mpm_vision_beit3
+
+    recipe = Path(mpm_vision_beit3.__file__).parent / "viscpm.yaml"
+    stack = compose(llm="tiny-llm", config=recipe, overrides=TINY)
+    assert stack.config.model.vision.name == "beit3" and stack.config.model.connector.name == "identity"
+    assert stack.num_image_tokens == 4 and type(stack.connector).__name__ == "IdentityConnector"
+
+
+def test_config_typos_are_caught(beit3_registered):
+    from mpm_framework.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"Did you mean 'model\.vision\.num_queries'"):
+        compose(llm="tiny-llm", vision="beit3", overrides=["model.vision.num_querys=4"])
+
+
 def test_registered_torch_free():
     """The registration module and config import no torch (``mpm plugins list``)."""
     import subprocess

@@ -69,6 +69,16 @@ def test_clip_composes_with_llama(clip_registered, mpm_plugin):
         assert len(answers) == 1 and isinstance(answers[0], str)
 
 
+def test_llava_recipe_resolves(clip_registered, clip_dirs):
+    from pathlib import Path
+
+    import mpm_vision_clip
+
+    recipe = Path(mpm_vision_clip.__file__).parent / "llava.yaml"
+    stack = compose(llm="tiny-llm", config=recipe, overrides=[f"model.vision.path={clip_dirs['vision']}"])
+    assert stack.vision.pad_to_square and stack.vision.feature_layer == -2 and stack.num_image_tokens == 16
+
+
 def test_registration_is_torch_free():
     import subprocess
     import sys
