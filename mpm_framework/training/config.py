@@ -1,4 +1,9 @@
-"""The ``data`` and ``run`` sections of a recipe (torch-free schemas)."""
+"""The ``data`` and ``run`` sections of a recipe (torch-free schemas).
+
+Field meanings are documented in ``docs/data-formats.md`` (data) and in the
+comments here (run). Names that existed before the trainer was written are kept
+as they were; everything added has a default that reproduces the old behaviour.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,16 @@ from omegaconf import MISSING
 
 @dataclass
 class DataSource:
-    path: str = MISSING
-    format: str = "auto"  # auto | jsonl | csv | parquet | imagefolder | webdataset | hub
+    path: str = MISSING  # file, glob, folder, or a hub dataset id (format: hub)
+    format: str = "auto"  # auto | jsonl | json | csv | parquet | imagefolder | webdataset | hub
     kind: str = "pairs"  # pairs (image-text) | instruct (LLaVA conversations) | text
-    lang: str = "en"
-    weight: float = 1.0
-    image_root: str | None = None
+    lang: str = "en"  # language tag of records that carry none
+    weight: float = 1.0  # sampling weight when several sources are mixed
+    image_root: str | None = None  # relative image paths resolve here (default: the file's folder)
+    split: str = "train"  # hub / parquet split
+    text_field: str | None = None  # default: text, caption, txt, sentence
+    image_field: str | None = None  # default: image, jpg, jpeg, png, webp, image_path, file_name
+    max_samples: int | None = None  # use only the first N records (before shuffling)
 
 
 @dataclass
@@ -23,38 +32,65 @@ class DataConfig:
     train: list[DataSource] = field(default_factory=list)
     eval: list[DataSource] = field(default_factory=list)
     max_length: int = 512
-    packing: bool = False
-    streaming: bool = False
-    num_workers: int = 0
+    packing: bool = False  # several short samples per row, attention kept inside each sample
+    streaming: bool = False  # iterate sources lazily (data larger than memory); webdataset always streams
+    shuffle: bool = True
+    shuffle_buffer: int = 10_000  # streaming sources shuffle through a buffer of this many records
+    num_workers: int = 0  # background processes preparing batches (0: in the training process)
     max_bad_fraction: float = 0.2  # past this share of skipped samples the run stops
+    bad_check_after: int = 32  # the share is enforced once this many records were read
+    bad_examples: int = 5  # how many skipped records the report names
     calibration_share: float = 0.0  # instruct stage: share of target-language calibration pairs
-    calibration_langs: list[str] = field(default_factory=list)
+    calibration_langs: list[str] = field(default_factory=list)  # default: every non-English language
+
+
+@dataclass
+class LoraConfig:
+    """Low-rank adapters (peft) instead of full fine-tuning of a component."""
+
+    r: int = 0  # 0: off
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    components: list[str] = field(default_factory=lambda: ["llm"])
 
 
 @dataclass
 class RunConfig:
-    stage: str = "align"  # align | instruct | paint | pretrain
-    output_dir: str = "runs/default"
+    stage: str = "align"  # align | instruct | pretrain | paint | a registered stage | "pkg.mod:Stage"
+    output_dir: str = "runs/default"  # each stage writes <output_dir>/<stage>/
     seed: int = 0
-    max_steps: int = 100
-    batch_size: int = 8
-    grad_accum: int = 1
+    max_steps: int = 100  # optimizer steps
+    batch_size: int = 8  # micro-batch per process
+    grad_accum: int = 1  # global batch = batch_size * grad_accum * processes
     lr: float = 1e-4
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
     warmup_steps: int = 0
+    warmup_start_factor: float = 0.0  # lr at step 0 = lr * this (VisCPM: 1e-6 -> 1e-5 is 0.1)
     schedule: str = "cosine"  # cosine | linear | constant
-    max_grad_norm: float = 1.0
+    min_lr_ratio: float = 0.0  # cosine/linear decay floor as a share of lr
+    max_grad_norm: float = 1.0  # 0: no clipping
     precision: str = "fp32"  # fp32 | bf16 | fp16
     gradient_checkpointing: bool = False
+    device: str = "auto"  # auto (cuda when present) | cpu | cuda
     engine: str = "single"  # single | ddp | deepspeed
+    nproc: int = 1  # processes to launch (through torchrun) when not already launched
     zero_stage: int = 2
     offload: bool = False
-    deepspeed_config: str | None = None
+    deepspeed_config: str | None = None  # JSON merged over the shipped zero<stage>.json
+    find_unused_parameters: bool = True  # DDP: text-only batches leave the connector unused
     save_every: int = 100
     keep_last: int = 2
+    resume: bool = False  # continue from the newest checkpoint of this stage
+    overwrite: bool = False  # allow starting over in a stage folder that holds checkpoints
+    init_from: str | None = None  # stage folder / run folder / .safetensors whose weights start this stage
     eval_every: int = 0
+    eval_batches: int = 20  # micro-batches of data.eval per evaluation
     log_every: int = 10
+    progress: bool = True
     trainable: list[str] | None = None  # overrides the stage's default trainable set
     frozen: list[str] | None = None
+    lora: LoraConfig = field(default_factory=LoraConfig)
     extra: dict[str, Any] = field(default_factory=dict)
