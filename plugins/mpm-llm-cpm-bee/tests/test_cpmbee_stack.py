@@ -112,3 +112,52 @@ def test_cli_commands_are_registered_and_the_plugin_is_torch_free(tmp_path):
             "assert 'torch' not in sys.modules, 'torch imported'")
     check = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stderr
+
+
+def test_core_decoding_loop_greedy_beam_and_multi_turn_chat(cpm_bee_plugin, tiny_components):
+    from PIL import Image
+
+    from mpm_framework.inference.generation import GenerationConfig, generate
+
+    stack = compose(llm="cpm-bee", vision="tiny-vision", overrides=["model.llm.arch.num_layers=1"]).eval()
+    llm = stack.llm
+    image = Image.new("RGB", (32, 32), (200, 30, 30))
+    prompt = stack.encode_conversation(TURNS[:1], add_generation_prompt=True)
+    batch = llm.collate([prompt], padding_side="left")
+    batch["pixel_values"] = stack.image_transform()(image)[None]
+    with torch.no_grad():
+        embeds = stack.embed(batch)
+        manual, (logits, state) = [], llm.prefill(embeds, batch)
+        for _ in range(4):
+            manual.append(int(logits.argmax(-1)))
+            logits, state = llm.decode(logits.argmax(-1), state)
+    greedy = generate(llm, embeds, batch, GenerationConfig(max_new_tokens=4))[0]
+    assert greedy == manual[: len(greedy)] and greedy
+    # VisCPM's decoding: beam 3, repetition penalty 1.1.
+    beams = generate(llm, embeds, batch, GenerationConfig(max_new_tokens=4, num_beams=3, repetition_penalty=1.1))
+    assert len(beams) == 1 and all(0 <= t < llm.vocab_size and t != llm.tokenizer.unk_id for t in beams[0])
+    answer, history = stack.chat(image, "What colour is the shape?", max_new_tokens=3)
+    again, history = stack.chat(None, "And the size?", history=history, max_new_tokens=3, num_beams=2)
+    assert isinstance(answer, str) and isinstance(again, str) and len(history.turns) == 4
+    data = llm.conversation_dict(history.turns[:3], stack.num_image_tokens, add_generation_prompt=True)
+    assert data["context"].startswith("User: What colour is the shape?\nAI: ") and data["question"] == "And the size?"
+
+
+def test_viscpm_composition_with_beit3(cpm_bee_plugin):
+    """VisCPM-Chat's shape: BEiT-3 with query tokens and mapping -> CPM-Bee; the
+    stack's state dict holds the LLM under ``llm.`` with the official names, as
+    VisCPM checkpoints do."""
+    if "beit3" not in get_registry().names("vision"):
+        pytest.skip("the mpm-vision-beit3 plugin is not installed")
+    stack = compose(llm="cpm-bee", vision="beit3", connector="identity",
+                    overrides=["model.vision.preset=tiny", "model.llm.arch.num_layers=1"])
+    enc = stack.encode_conversation([Turn("user", "<image>\n这是什么颜色？"), Turn("assistant", "红色。")])
+    batch = stack.llm.collate([enc])
+    size = stack.vision.image_size
+    batch["pixel_values"] = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    out = stack(batch)
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and out.num_label_tokens == 4  # 红 色 。 </s>
+    assert enc.num_image_slots == stack.num_image_tokens
+    keys = stack.state_dict().keys()
+    assert "llm.input_embedding.weight" in keys and "llm.encoder.output_layernorm.weight" in keys
