@@ -54,6 +54,8 @@ class HFVisionTower(VisionEncoder):
     family = "clip"
     has_cls = True
     config_class: type = ClipVisionConfig
+    feature_layer: int = -2
+    _select: int | None = None  # hidden-state index to read when the tower is not pruned
 
     def __init__(self, model: nn.Module, keep_cls: bool, spec: ProcessorSpec,
                  pad_to_square: bool = False, num_layers_total: int | None = None) -> None:
@@ -194,9 +196,6 @@ class HFVisionTower(VisionEncoder):
         if self.has_cls and not self.keep_cls:
             states = states[:, 1:]
         return states
-
-    _select: int | None = None
-    feature_layer: int = -2
 
     def trainable_groups(self) -> dict[str, list[str]]:
         names = [n for n, _ in self.named_parameters()]
