@@ -176,6 +176,12 @@ class Beit3Encoder(VisionEncoder):
             trainable.append("patch_embed")
         return trainable, frozen
 
+    def bridge_groups(self) -> list[str]:
+        """What the stages train as this encoder's bridge: VisCPM's visual
+        module (queries, mapping, the language expert they pass through, and
+        the vision expert with ``train_vision_expert``)."""
+        return self.freeze_sets()[0] if self.query is not None else []
+
     def apply_freeze_policy(self) -> dict[str, int]:
         """Set ``requires_grad`` on this encoder per :meth:`freeze_sets`;
         returns ``{"trainable": n, "total": n}`` parameter counts."""

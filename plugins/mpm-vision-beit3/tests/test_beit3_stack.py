@@ -107,3 +107,14 @@ def test_registered_torch_free():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_stages_train_the_bridge(beit3_registered):
+    """The core stages ask the encoder for its bridge groups (align: LLM frozen)."""
+    stages = pytest.importorskip("mpm_framework.training.stages")
+    stack = compose(llm="tiny-llm", vision="beit3", connector="identity", overrides=TINY)
+    groups = stages.bridge_groups(stack)
+    assert {"vision.queries", "vision.mapping", "vision.language_expert"} <= set(groups)
+    assert "vision.vision_expert" not in groups and "vision.patch_embed" not in groups
+    counts = stack.set_trainable(["connector", *groups])
+    assert 0 < counts["vision"][0] < counts["vision"][1] and counts["llm"][0] == 0
