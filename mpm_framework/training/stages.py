@@ -123,8 +123,10 @@ def _truncate(enc: PromptEncoding, max_length: int, where: str) -> PromptEncodin
     if len(enc) <= max_length:
         return enc
     cut_slots = any(enc.image_mask[max_length:])
-    if enc.extra or cut_slots:
-        why = "image slots would be cut" if cut_slots else "the LLM's encoding cannot be cut"
+    no_answer = all(label == IGNORE_INDEX for label in enc.labels[1:max_length])
+    if enc.extra or cut_slots or no_answer:
+        why = ("image slots would be cut" if cut_slots else "nothing of the answer would remain" if no_answer
+               else "the LLM's encoding cannot be cut")
         raise BadSample("too_long", f"{where}: {len(enc)} tokens > data.max_length={max_length} ({why})")
     return PromptEncoding(enc.input_ids[:max_length], enc.labels[:max_length], enc.image_mask[:max_length])
 
