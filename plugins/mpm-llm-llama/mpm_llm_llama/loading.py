@@ -46,17 +46,19 @@ def resolve_source(path: str) -> tuple[str, bool]:
 
 
 def _not_found(source: str, exc: BaseException) -> ConfigError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
     if "trust_remote_code" in str(exc):
         return ConfigError(
             f"{source!r} needs code shipped with the checkpoint. Set model.llm.trust_remote_code=true "
             "only if you trust its authors."
         )
+    offline = _offline()
     return ConfigError(
         f"LLM checkpoint path not found: {source!r} is not a local directory and could not be fetched "
-        f"from the Hugging Face hub{' (offline mode is on)' if _offline() else ''}: {reason}. Without "
+        f"from the Hugging Face hub{' (offline mode is on)' if offline else ''}: {reason}. Without "
         f"network, download it on a machine that has it (hf download {source} --local-dir DIR), copy "
         "DIR here and set model.llm.path=DIR."
+        + ("" if offline else " Set HF_HUB_OFFLINE=1 to skip the hub's retries.")
     )
 
 

@@ -102,10 +102,11 @@ class HFCausalLM(PivotLLM):
         options = _to_config(config, cls.config_class)
         meta = bool(context and context.meta)
         attn = resolve_attention(options.attn_implementation)
-        tokenizer = load_tokenizer(options)
         if options.path:
             hf_model = load_pretrained(options, cls.auto_model, attn, meta)
+            tokenizer = load_tokenizer(options)
         else:
+            tokenizer = load_tokenizer(options)
             hf_model = build_random(options, tokenizer, cls.auto_model, attn, meta)
         model = cls(hf_model, tokenizer, options)
         if options.lora.enabled or options.lora.adapter_path:

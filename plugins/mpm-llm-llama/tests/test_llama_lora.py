@@ -22,8 +22,9 @@ def _llm(path, **options):
     return LlamaLLM.from_config({"path": str(path), **options})
 
 
-# Merging changes the rounding (W x + B A x vs (W + B A) x): fp32 noise, relative.
-MERGE_TOL = dict(rtol=1e-4, atol=1e-5)
+# Merging changes the rounding (W x + B A x vs (W + B A) x): fp32 noise that grows
+# with the logits' scale (up to ~8 here), so the bound is a few ulps of the largest.
+MERGE_TOL = dict(rtol=1e-4, atol=5e-5)
 
 
 def _logits(llm, batch):
@@ -51,11 +52,13 @@ def _train(llm, steps=6):
 
 @pytest.fixture
 def trained(llama_dir):
+    torch.manual_seed(0)  # LoRA A matrices draw from the global stream: same adapter in every run
     llm = _llm(llama_dir, lora={"enabled": True, "r": 4, "alpha": 8})
     assert llm.has_lora and "lora" in llm.trainable_groups()
     base = _logits(_llm(llama_dir), llm.collate([llm.format_prompt(CONVERSATIONS[0], 2)]))
     batch = _train(llm)
     adapted = _logits(llm, batch)
+    assert adapted.abs().max() < 20  # MERGE_TOL is sized for logits of this scale
     assert not torch.allclose(adapted[:1, : base.shape[1]], base, atol=1e-3), "training changed nothing"
     return llm, batch, adapted
 
