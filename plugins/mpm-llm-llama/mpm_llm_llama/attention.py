@@ -54,6 +54,22 @@ def resolve_attention(name: str) -> str:
     return "xformers"
 
 
+def fit_to_architecture(model_cls: Any, attn: str) -> str:
+    """The backend the architecture can run: BLOOM and some others have no sdpa
+    path (eager then), and only architectures written against transformers'
+    attention interface can take a registered kernel such as xformers."""
+    if model_cls is None:
+        return attn
+    name = getattr(model_cls, "__name__", str(model_cls))
+    if attn == "xformers" and not getattr(model_cls, "_supports_attention_backend", False):
+        attn = "sdpa"
+        LOG.warning("%s cannot use the xformers backend; using sdpa", name)
+    if attn == "sdpa" and not getattr(model_cls, "_supports_sdpa", True):
+        LOG.info("%s has no sdpa attention; using eager", name)
+        return "eager"
+    return attn
+
+
 def register_xformers() -> None:
     """Make ``attn_implementation="xformers"`` known to transformers (idempotent)."""
     global _registered

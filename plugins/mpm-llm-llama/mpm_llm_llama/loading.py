@@ -10,6 +10,7 @@ import torch
 
 from mpm_framework.errors import ConfigError, did_you_mean
 
+from .attention import fit_to_architecture
 from .config import DTYPES, LlamaLLMConfig
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -109,6 +110,18 @@ def model_class(auto: bool) -> Any:
     return LlamaForCausalLM
 
 
+def concrete_class(cls: Any, config: Any) -> Any:
+    """The architecture class an Auto class would pick for ``config`` (None when
+    only the checkpoint's own code knows it)."""
+    mapping = getattr(cls, "_model_mapping", None)
+    if mapping is None:
+        return cls
+    try:
+        return mapping[type(config)]
+    except (KeyError, ValueError):
+        return None
+
+
 def load_pretrained(cfg: LlamaLLMConfig, auto: bool, attn: str, meta: bool) -> Any:
     """The transformers model stored at ``cfg.path`` (weights skipped on meta)."""
     from transformers import AutoConfig
@@ -127,6 +140,7 @@ def load_pretrained(cfg: LlamaLLMConfig, auto: bool, attn: str, meta: bool) -> A
             "'hf-causal-lm' (any transformers causal LM) instead of 'llama'"
         )
     cls = model_class(auto)
+    attn = fit_to_architecture(concrete_class(cls, config), attn)
     dtype = torch_dtype(cfg.dtype)
     if meta:
         with torch.device("meta"):
@@ -178,6 +192,7 @@ def build_random(cfg: LlamaLLMConfig, tokenizer: Any, auto: bool, attn: str, met
             raise ConfigError(f"unknown model_type {cfg.model_type!r}.{did_you_mean(cfg.model_type, CONFIG_MAPPING.keys())}")
         config = AutoConfig.for_model(cfg.model_type, **sizes)
     cls = model_class(auto)
+    attn = fit_to_architecture(concrete_class(cls, config), attn)
     dtype = torch_dtype(cfg.dtype)
     if meta:
         with torch.device("meta"):

@@ -135,3 +135,17 @@ def test_installed_plugin_appears_in_mpm_plugins_list():
     names = {(c["kind"], c["name"]) for c in row["components"]}
     assert names == {("llm", "llama"), ("llm", "hf-causal-lm")}
     assert not any(f["plugin"] == "mpm_llm_llama" for f in listing["failed"])
+
+
+def test_lora_recipe_resolves_and_builds(llama_registered, llama_dir):
+    from pathlib import Path
+
+    import mpm_llm_llama
+
+    recipe = Path(mpm_llm_llama.__file__).parent / "llama_lora.yaml"
+    stack = compose(vision="tiny-vision", config=recipe,
+                    overrides=[f"model.llm.path={llama_dir}", "model.llm.dtype=fp32"])
+    assert stack.llm.has_lora and stack.config.run.trainable == ["connector", "llm.lora"]
+    counts = stack.set_trainable(list(stack.config.run.trainable))
+    assert 0 < counts["llm"][0] < counts["llm"][1]
+    stack(_batch(stack)).loss.backward()
