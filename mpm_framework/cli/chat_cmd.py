@@ -1,15 +1,149 @@
-"""``mpm compose ... chat``."""
+"""``mpm compose ... chat``: one answer, or an interactive multi-turn chat."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
 from ..errors import MPMError
 
+CHAT_HELP = """\
+/image PATH   talk about another image (starts a new conversation)
+/reset        forget the conversation (keep the image)
+/quit         leave"""
 
-@click.command("chat", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+
+def generation_options(func):
+    """Decoding options shared by ``chat`` and ``eval``."""
+    options = [
+        click.option("--max-new-tokens", type=int, default=256, show_default=True, help="Longest answer in tokens."),
+        click.option("--beams", "num_beams", type=int, default=1, show_default=True,
+                     help="Beam search width (VisCPM decodes with 3)."),
+        click.option("--sample/--greedy", "do_sample", default=False, help="Sample instead of greedy/beam."),
+        click.option("--temperature", type=float, default=1.0, show_default=True),
+        click.option("--top-k", type=int, default=0, help="Sample among the k most likely tokens (0: all)."),
+        click.option("--top-p", type=float, default=1.0, help="Nucleus sampling mass."),
+        click.option("--repetition-penalty", type=float, default=1.0, show_default=True,
+                     help="> 1 discourages repeats (VisCPM uses 1.1)."),
+        click.option("--stop", "stop_strings", multiple=True, help="Stop when the answer contains this (repeatable)."),
+        click.option("--seed", type=int, default=None, help="Sampling seed."),
+        click.option("--device", default=None, help="Run on this torch device (e.g. cuda, cuda:1)."),
+        click.option("--checkpoint", type=click.Path(file_okay=False), default=None,
+                     help="A training run directory: its saved config and weights replace the composed stack."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+GENERATION_KEYS = ("max_new_tokens", "num_beams", "do_sample", "temperature", "top_k", "top_p",
+                   "repetition_penalty", "stop_strings", "seed")
+
+
+def generation_kwargs(options: dict[str, Any]) -> dict[str, Any]:
+    kwargs = {k: options[k] for k in GENERATION_KEYS}
+    kwargs["stop_strings"] = tuple(kwargs["stop_strings"])
+    from ..inference.generation import GenerationConfig
+
+    GenerationConfig.from_kwargs(**kwargs)  # validate before any model is built
+    return kwargs
+
+
+def _ui_pack(spec, stack):
+    """The pack whose phrases the chat speaks: the last --lang, else English."""
+    languages = getattr(stack, "languages", {}) or {}
+    for code in reversed(list(getattr(spec, "lang", None) or [])):
+        if code in languages:
+            return languages[code]
+    return languages.get("en") or next(iter(languages.values()), None)
+
+
+def _phrase(pack, key: str, default: str, **values: str) -> str:
+    text = (getattr(pack, "phrases", None) or {}).get(key) or default
+    try:
+        return text.format(**values)
+    except (KeyError, IndexError):
+        return default.format(**values)
+
+
+def _answer(stack, image, question: str, history, stream: bool, generation: dict[str, Any]):
+    if not stream:
+        answer, history = stack.chat(image, question, history=history, **generation)
+        click.echo(answer)
+        return history
+    chat_stream = stack.stream_chat(image, question, history=history, **generation)
+    for piece in chat_stream:
+        click.echo(piece, nl=False)
+    click.echo()
+    return chat_stream.history
+
+
+def _interactive(stack, image: str | None, stream: bool, generation: dict[str, Any], pack) -> None:
+    click.echo(_phrase(pack, "chat_welcome", "Chatting about {image}.", image=image or "no image"))
+    click.echo(_phrase(pack, "chat_exit_hint", "Type /quit to leave.") + " /help")
+    user = _phrase(pack, "user", "User")
+    history = None
+    while True:
+        try:
+            line = click.prompt(user, prompt_suffix="> ", default="", show_default=False)
+        except (click.Abort, EOFError):
+            line = "/quit"
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("/"):
+            command, _, argument = line.partition(" ")
+            if command in ("/quit", "/exit", "/q"):
+                click.echo(_phrase(pack, "chat_goodbye", "Goodbye."))
+                return
+            if command == "/reset":
+                history = None
+                click.echo("(conversation reset)")
+            elif command == "/image":
+                from pathlib import Path
+
+                path = argument.strip()
+                if not path or not Path(path).is_file():
+                    click.echo(f"Error: image not found: {path or '(no path given)'}", err=True)
+                    continue
+                image, history = path, None
+                click.echo(_phrase(pack, "chat_welcome", "Chatting about {image}.", image=image))
+            elif command == "/help":
+                click.echo(CHAT_HELP)
+            else:
+                click.echo(f"Unknown command {command}.\n{CHAT_HELP}", err=True)
+            continue
+        try:
+            history = _answer(stack, image, line, history, stream, generation)
+        except MPMError as exc:
+            click.echo(f"Error: {exc}", err=True)
+
+
+@click.command("chat")
+@click.argument("question", required=False)
+@click.option("--image", type=click.Path(dir_okay=False), default=None, help="The image to talk about.")
+@click.option("--stream/--no-stream", default=True, show_default=True, help="Print the answer as it is generated.")
+@generation_options
 @click.pass_obj
-def chat(spec, args) -> None:
-    """Chat with the composed stack about an image."""
-    raise MPMError("'chat' is not available yet (tracked in issue 8)")
+def chat(spec, question: str | None, image: str | None, stream: bool, **options: Any) -> None:
+    """Chat with the composed stack about an image.
+
+    \b
+    With a QUESTION: print one answer and exit, e.g.
+      mpm compose --llm llama --vision clip chat --image cat.jpg "这张图片里有什么？"
+    Without: an interactive multi-turn chat (/image PATH, /reset, /quit).
+    --checkpoint RUN_DIR loads a trained run with its saved config.
+    """
+    from pathlib import Path
+
+    generation = generation_kwargs(options)
+    if image is not None and not Path(image).is_file():
+        raise MPMError(f"image not found: {image}")
+    from ..inference.loading import load_chat_stack
+
+    stack = load_chat_stack(spec, checkpoint=options["checkpoint"], device=options["device"])
+    if question is not None:
+        _answer(stack, image, question, None, stream, generation)
+        return
+    _interactive(stack, image, stream, generation, _ui_pack(spec, stack))

@@ -17,8 +17,9 @@
 
 ``path`` may name the file or the folder it came in (the reader then looks
 for the file of the asked language). Images are looked up in ``image_root``,
-else in an ``images`` folder next to the annotation file; missing images are
-counted and skipped, never fatal, unless none is found.
+else in the nearest ``images`` folder beside the annotation file or up to three
+levels above it; missing images are counted and skipped, never fatal, unless
+none is found.
 """
 
 from __future__ import annotations
@@ -128,6 +129,11 @@ def _image_root(annotation: Path, image_root: str | Path | None) -> Path:
         if not root.is_dir():
             raise DataError(f"image folder not found: {root}")
         return root
+    # the nearest "images" folder at or above the annotation file (xGQA keeps its
+    # files in data/zero_shot/ while images sit at the top)
+    for folder in [annotation.parent, *annotation.parent.parents][:4]:
+        if (folder / "images").is_dir():
+            return folder / "images"
     return annotation.parent / "images"
 
 

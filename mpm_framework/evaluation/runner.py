@@ -54,7 +54,7 @@ def evaluate(
     records: dict[str, list[dict[str, Any]]] = {}
     alignment_results = []
     for lang in langs:
-        pack = _pack(lang, stack)
+        pack = _pack(lang, stack) if task != "alignment" else None  # the probe needs no pack
         dataset = read_eval_set(data, lang, fmt, image_root)
         check_task(task, dataset)
         if limit is not None:
