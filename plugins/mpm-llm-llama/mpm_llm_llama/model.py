@@ -272,6 +272,8 @@ class HFCausalLM(PivotLLM):
         from transformers import DynamicCache
 
         mask = batch["attention_mask"].to(inputs_embeds.device)
+        if not bool(mask[:, -1].all()):
+            raise MPMError("prefill needs left-padded prompts: collate(..., padding_side='left')")
         positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
         cache = DynamicCache(config=self.hf.config)
         logits, cache = self._step(inputs_embeds, mask, positions, cache)

@@ -103,6 +103,15 @@ def test_reorder_state_selects_rows_and_leaves_the_old_state_intact(llama_dir):
     assert state.cache.get_seq_length() == batch["input_ids"].shape[1]
 
 
+def test_prefill_refuses_right_padding(llama_dir):
+    from mpm_framework.errors import MPMError
+
+    llm = _load("llama", llama_dir)
+    batch = llm.collate(_prompts(llm), padding_side="right")
+    with pytest.raises(MPMError, match="left-padded"):
+        llm.prefill(llm.embed_tokens(batch["input_ids"]), batch)
+
+
 def test_hidden_states_for_the_alignment_probe(llama_dir):
     llm, ref = _load("llama", llama_dir), _reference(llama_dir)
     batch = llm.collate([llm.encode_text("ein roter Kreis links")])
