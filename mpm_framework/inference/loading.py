@@ -20,9 +20,8 @@ def load_run_stack(run_dir: str | Path):
         raise MPMError(f"run directory not found: {path}")
     try:
         from ..training import load_run
-    except ImportError:
-        raise MPMError("this installation cannot load training runs (mpm_framework.training.load_run "
-                       "is missing)") from None
+    except ImportError as exc:
+        raise MPMError(f"this installation cannot load training runs: {exc}") from None
     return load_run(path)
 
 
