@@ -177,26 +177,28 @@ class ChatStream:
             raise MPMError("a chat stream can be iterated only once")
         self._started = True
         stack, config = self._stack, self.config
+        # eval mode and no_grad hold while the model runs, not while the caller
+        # holds a piece (the stream may be consumed slowly or abandoned)
         with _inference(stack):
             prepared = _prepare(stack, self._image, self._question, self._history)
             batch, embeds = _prompt_batch(stack, [prepared.turns], prepared.history.image_features)
-            text = TextStream(stack.llm, config.stop_strings)
-            steps = iter_generate(stack.llm, embeds, batch, config)
-            ids: list[int] = []
-            end_ids = set(end_token_ids(stack.llm))
-            while True:
-                try:
+        text = TextStream(stack.llm, config.stop_strings)
+        steps = iter_generate(stack.llm, embeds, batch, config)
+        end_ids = set(end_token_ids(stack.llm))
+        while True:
+            try:
+                with _inference(stack):
                     step = next(steps)
-                except StopIteration as done:
-                    ids = done.value[0]
-                    break
-                token = step[0]
-                # an end token is not part of the answer; iter_generate leaves it out of ids
-                if token is None or token in end_ids:
-                    continue
-                piece = text.push(token)
-                if piece:
-                    yield piece
+            except StopIteration as done:
+                ids: list[int] = done.value[0]
+                break
+            token = step[0]
+            # an end token is not part of the answer; iter_generate leaves it out of ids
+            if token is None or token in end_ids:
+                continue
+            piece = text.push(token)
+            if piece:
+                yield piece
         rest = text.finish()
         if rest:
             yield rest

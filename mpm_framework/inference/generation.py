@@ -223,20 +223,23 @@ def iter_generate(
     the winning sequences step by step after the search."""
     if config.max_new_tokens == 0:
         return [[] for _ in range(inputs_embeds.shape[0])]
-    with torch.no_grad():
-        if config.num_beams > 1:
+    # no_grad wraps the model calls, never a yield: a suspended generator must not
+    # leave autograd switched off in its caller
+    if config.num_beams > 1:
+        with torch.no_grad():
             result = _beam_search(llm, inputs_embeds, batch, config)
-            for t in range(max((len(r) for r in result), default=0)):
-                yield [r[t] if t < len(r) else None for r in result]
-            return result
-        return (yield from _sample(llm, inputs_embeds, batch, config))
+        for t in range(max((len(r) for r in result), default=0)):
+            yield [r[t] if t < len(r) else None for r in result]
+        return result
+    return (yield from _sample(llm, inputs_embeds, batch, config))
 
 
 def _sample(
     llm: PivotLLM, inputs_embeds: torch.Tensor, batch: dict[str, torch.Tensor], config: GenerationConfig
 ) -> Generator[Step, None, list[list[int]]]:
     """Greedy decoding or sampling, one token per row per step."""
-    logits, state = llm.prefill(inputs_embeds, batch)
+    with torch.no_grad():
+        logits, state = llm.prefill(inputs_embeds, batch)
     rows, vocab = logits.shape
     device = logits.device
     seen = seen_tokens(batch, vocab, device) if config.repetition_penalty != 1.0 else None
@@ -277,7 +280,8 @@ def _sample(
         yield emitted
         if bool(finished.all()) or step == config.max_new_tokens - 1:
             break
-        logits, state = llm.decode(tokens, state)
+        with torch.no_grad():
+            logits, state = llm.decode(tokens, state)
     return out
 
 

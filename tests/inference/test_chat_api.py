@@ -153,3 +153,13 @@ def test_chat_restores_training_mode(stack):
 def test_history_reset():
     history = History(turns=[Turn("user", "hi")], image_features=torch.zeros(1, 2, 3))
     assert history.reset().turns == [] and not history.reset().has_image
+
+
+def test_a_paused_stream_leaves_autograd_and_the_mode_alone(stack):
+    stack.train()
+    stream = iter(stack.stream_chat(_image(9), "Describe the image.", max_new_tokens=12))
+    next(stream)
+    assert torch.is_grad_enabled() and stack.training  # between pieces, the caller's state
+    list(stream)
+    assert torch.is_grad_enabled() and stack.training
+    stack.eval()
