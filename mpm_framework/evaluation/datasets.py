@@ -288,7 +288,8 @@ def read_caption_jsonl(path: str | Path, lang: str, image_root: str | Path | Non
 
 
 def read_vqa_jsonl(path: str | Path, lang: str, image_root: str | Path | None = None) -> EvalSet:
-    """Questions with ``answers`` (10 human answers score by VQA consensus) or one ``answer``."""
+    """Questions with ``answers`` or one ``answer``. Three or more answers are taken
+    as human votes (VQAv2 lists ten) and scored by VQA consensus; fewer by exact match."""
     file = _pick_file(Path(path), lang, [])
     root = Path(image_root) if image_root is not None else file.parent
     data = EvalSet("vqa-jsonl", lang, file)

@@ -262,18 +262,20 @@ def _sample(
             tokens = scores.argmax(-1)
         tokens = torch.where(finished, torch.full_like(tokens, llm.pad_token_id), tokens)
         is_end = torch.isin(tokens, ends) & ~finished
+        # one transfer per step (on a GPU every per-row tensor read would synchronise)
+        done_before, ending = finished.tolist(), is_end.tolist()
         emitted: Step = []
         for row, token in enumerate(tokens.tolist()):
-            if finished[row]:
+            if done_before[row]:
                 emitted.append(None)
                 continue
             emitted.append(token)
-            if not is_end[row]:
+            if not ending[row]:
                 out[row].append(token)
         finished |= is_end
         if stops:
             for row in range(rows):
-                if not finished[row] and stops.hit(out[row]):
+                if not (done_before[row] or ending[row]) and stops.hit(out[row]):
                     finished[row] = True
         if seen is not None:
             seen[torch.arange(rows, device=device), tokens] = True
