@@ -63,12 +63,18 @@ def lingua_known(name: str | None) -> bool:
     return hasattr(Language, name)
 
 
+_installed: tuple[Any, list[LanguagePack]] | None = None
+
+
 def installed_packs() -> list[LanguagePack]:
-    """One instance of every registered language pack."""
+    """One instance of every registered language pack (rebuilt when the plugins change)."""
+    global _installed
     from ..plugins import get_registry
 
     registry = get_registry()
-    return [_load(registry, code) for code in registry.names("language")]
+    if _installed is None or _installed[0] is not registry:
+        _installed = (registry, [_load(registry, code) for code in registry.names("language")])
+    return list(_installed[1])
 
 
 def _load(registry: Any, code: str) -> LanguagePack:

@@ -84,8 +84,8 @@ def venv(tmp_path_factory):
     (Path(purelib) / "mpm_test_shim.pth").write_text(str(shim) + "\n")
     # nothing of the system environment leaks in: no system site-packages, no installed pack
     system_site = sysconfig.get_path("purelib")
-    check = _python(path, "import sys, importlib.util as u; print(any(p == %r for p in sys.path), "
-                          "u.find_spec('mpm_lang_de') is None)" % system_site)
+    check = _python(path, f"import sys, importlib.util as u; print(any(p == {system_site!r} for p in sys.path), "
+                          "u.find_spec('mpm_lang_de') is None)")
     assert check.stdout.split() == ["False", "True"], check.stderr
     _pip(path, "install", "--no-deps", "--no-build-isolation", "-e", str(ROOT))
     return path
@@ -120,8 +120,8 @@ def _languages(venv: Path) -> dict[str, dict]:
 USE_IN_TOY_WORLD = """
 import json, random
 from mpm_framework.plugins import get_registry
-from mpm_framework.toyworld.scene import ObjectSpec, questions_for, sample_scene, caption_f1
-pack = get_registry().get("language", %r).load_factory()()
+from mpm_framework.toyworld.scene import questions_for, sample_scene, caption_f1
+pack = get_registry().get("language", {code!r}).load_factory()()
 rng = random.Random(0)
 f1, exact, answers = [], 0, 0
 for _ in range(300):
@@ -147,12 +147,12 @@ def test_packs_install_list_work_and_uninstall(venv, tmp_path):
         # the installed copy is used: not the source folder
         where = _python(venv, f"import {plugin}; print({plugin}.__file__)").stdout
         assert "site-packages" in where and str(ROOT) not in where
-        used = _python(venv, USE_IN_TOY_WORLD % code)
+        used = _python(venv, USE_IN_TOY_WORLD.replace("{code!r}", repr(code)))
         assert used.returncode == 0, used.stderr
         result = json.loads(used.stdout)
         assert result["code"] == code and result["f1"] == 1.0 and result["answers"] == 300, result
 
-    for folder, (dist, plugin, _code, _aliases) in PACKS.items():
+    for dist, plugin, _code, _aliases in PACKS.values():
         _pip(venv, "uninstall", "-y", dist)
         assert plugin not in _languages(venv)
     assert set(_languages(venv)) == {"mpm-lang-en"}

@@ -132,3 +132,22 @@ def test_pack_identify_includes_itself(packs):
     de = packs["de"]
     assert de.identify("Er ist rot.", [packs["en"]]) == "de"
     assert de.is_own_language("Er ist rot.", [packs["en"], packs["fr"]]) is True
+
+
+def test_default_candidates_are_the_installed_packs(mpm_plugin):
+    from types import SimpleNamespace
+
+    from mpm_framework.hookspecs import hookimpl
+
+    first = langid.installed_packs()
+    assert "en" in {p.code for p in first}
+    assert [p.code for p in langid.installed_packs()] == [p.code for p in first]  # cached
+    assert langid.identify("It is on the left.") == "en"
+
+    @hookimpl
+    def mpm_register_languages(register):
+        register("xx-test", "mpm_framework.lang_en.pack:EnglishPack")
+
+    mpm_plugin(SimpleNamespace(mpm_register_languages=mpm_register_languages), name="xx-test-langs")
+    # a plugin change rebuilds the registry, and with it the candidates
+    assert len(langid.installed_packs()) == len(first) + 1
