@@ -15,3 +15,14 @@ def paint_components(tiny_components, mpm_plugin):  # noqa: F811
     if not get_plugin_manager().is_registered(plugin):
         mpm_plugin(plugin, name="mpm_paint_unet")
     yield
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: contention-free CPU math on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
