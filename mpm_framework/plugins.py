@@ -158,6 +158,7 @@ def _registrar(registry: Registry, kind: str, plugin_name: str):
         config: str | None = None,
         aliases: tuple[str, ...] | list[str] = (),
         description: str = "",
+        default_connector: str | None = None,
     ) -> None:
         registry.add(
             Registration(
@@ -168,6 +169,7 @@ def _registrar(registry: Registry, kind: str, plugin_name: str):
                 aliases=tuple(aliases),
                 plugin=plugin_name,
                 description=description,
+                default_connector=default_connector,
             )
         )
 

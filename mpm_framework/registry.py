@@ -41,6 +41,7 @@ class Registration:
     aliases: tuple[str, ...] = ()
     plugin: str = "?"
     description: str = ""
+    default_connector: str | None = None  # vision encoders: the connector to pair with by default
 
     def load_factory(self) -> Any:
         return import_string(self.factory)

@@ -46,4 +46,5 @@ def download(code: str, model_dir: str | None) -> None:
     """Download stanza's models for CODE (needs a network), for the full pipeline."""
     from ..text.stanza_route import download_models
 
-    download_models(code, model_dir)
+    where = download_models(code, model_dir)
+    click.echo(f"stanza models for {code} are in {where}")

@@ -153,8 +153,10 @@ def resolve_config(
     model_schema: dict[str, Any] = {}
     for kind in COMPONENT_KEYS:
         name = _chosen_name(kind, flags, layers)
-        if kind == "connector" and name is None and _chosen_name("vision", flags, layers):
-            name = "mlp2x_gelu"
+        vision = _chosen_name("vision", flags, layers)
+        if kind == "connector" and name is None and vision:
+            # An encoder that owns its bridge (BEiT-3 + mapping) pairs with "identity".
+            name = registry.get("vision", vision).default_connector or "mlp2x_gelu"
         model_schema[kind] = _component_schema(registry.get(kind, name) if name else None)
     languages = lang or next(
         (_deep_get(layer, "model", "languages") for layer in reversed(layers)

@@ -14,12 +14,6 @@ from .hardware import GiB, Hardware, Precision
 
 # Upstream-to-downstream order of the components in each stack.
 ORDER = ("vision", "connector", "llm", "decoder")
-DEFAULT_TRAINABLE = {  # used when the trainer registers no stage of that name
-    "pretrain": ["llm"],
-    "align": ["connector"],
-    "instruct": ["connector", "llm"],
-    "paint": ["decoder"],
-}
 
 
 @dataclass
@@ -75,21 +69,10 @@ def count_parameters(stack: nn.Module) -> dict[str, tuple[int, int]]:
 
 
 def stage_trainable(stack: nn.Module, cfg) -> tuple[list[str], list[str]]:
-    """The stage's freeze sets: the recipe's ``run.trainable``/``run.frozen`` or
-    the trainer's stage defaults."""
-    stage = cfg.run.stage
-    if cfg.run.trainable is not None:
-        return list(cfg.run.trainable), list(cfg.run.frozen or [])
-    try:
-        from ..training.stages import default_freeze_sets
+    """The freeze sets the trainer would use: stage defaults < ``run.trainable``/``run.frozen``."""
+    from ..training.stages import get_stage, resolve_freeze_sets
 
-        return default_freeze_sets(stage, stack)
-    except ImportError:
-        trainable = list(DEFAULT_TRAINABLE.get(stage, ["connector"]))
-        vision = getattr(stack, "vision", None)
-        if stage == "align" and vision is not None and getattr(vision, "owns_bridge", False):
-            trainable += [f"vision.{g}" for g in ("queries", "mapping") if g in vision.trainable_groups()]
-        return trainable, list(cfg.run.frozen or [])
+    return resolve_freeze_sets(get_stage(cfg.run.stage), stack, cfg)
 
 
 def state_bytes(counts, precision: Precision, hw: Hardware) -> tuple[int, int, int, int]:

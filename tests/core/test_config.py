@@ -62,3 +62,22 @@ def test_resolved_config_round_trips(tiny_components, tmp_path):
     save_config(cfg, tmp_path / "config.yaml")
     again = resolve_config(recipe=tmp_path / "config.yaml")
     assert OmegaConf.to_container(again) == OmegaConf.to_container(cfg)
+
+
+def test_encoder_with_its_own_bridge_defaults_to_identity(mpm_plugin, tiny_components):
+    import types
+
+    from mpm_framework.hookspecs import hookimpl
+
+    module = types.ModuleType("bridge_plugin")
+
+    @hookimpl
+    def mpm_register_vision_encoders(register):
+        register("bridged", "mpm_framework.testing:TinyVision", config="mpm_framework.testing:TinyVisionConfig",
+                 default_connector="identity")
+
+    module.mpm_register_vision_encoders = mpm_register_vision_encoders
+    mpm_plugin(module, name="bridge-plugin")
+    assert resolve_config(llm="tiny-llm", vision="bridged").model.connector.name == "identity"
+    assert resolve_config(llm="tiny-llm", vision="bridged", connector="linear").model.connector.name == "linear"
+    assert resolve_config(llm="tiny-llm", vision="tiny-vision").model.connector.name == "mlp2x_gelu"
