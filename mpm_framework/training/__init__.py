@@ -12,6 +12,7 @@ from typing import Any
 _EXPORTS = {
     "train_stage": "trainer",
     "TrainResult": "trainer",
+    "TrainingInterrupted": "trainer",
     "Trainer": "trainer",
     "load_run": "run_dir",
     "load_weights": "run_dir",

@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nproc", type=int, help="processes to launch through torchrun")
     parser.add_argument("--engine", choices=("single", "ddp", "deepspeed"))
     parser.add_argument("--no-progress", action="store_true")
+    # The `deepspeed` launcher passes --local_rank; the engines read LOCAL_RANK from the environment.
+    parser.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = parser.parse_args(argv)
 

@@ -136,11 +136,11 @@ class StepProducer:
             mine = (step - self.start_step) % workers == worker_id
             ledger = Ledger(max_examples=self.max_examples)
             buckets: list[list[Any]] = [[] for _ in range(self.A)]
-            first_chunk = step * self.A * self.W
-            try:
+            first = stream.index  # chunks count from the step's first record (robust to a resume
+            try:                  # with another batch size or process count)
                 for _ in range(per_step):
                     record = next(stream)
-                    chunk = record.index // self.b - first_chunk
+                    chunk = (record.index - first) // self.b
                     owner, accum = chunk % self.W, chunk // self.W
                     if owner != self.rank or not mine:
                         continue

@@ -16,7 +16,9 @@ import json
 import math
 import random
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -59,6 +61,37 @@ class TrainResult:
     checkpoint: Path | None = None
     exhausted: bool = False  # a one-shot iterable of samples ran out before max_steps
     elapsed_s: float = 0.0
+
+
+class TrainingInterrupted(MPMError):
+    """The run stopped on SIGTERM/SIGINT after saving a checkpoint of the last full step."""
+
+
+class _StopSignals:
+    """SIGTERM / SIGINT (first time) ask the loop to stop at the end of the current
+    step, save and exit -- a pre-empted or Ctrl-C'ed run loses no finished step.
+    A second SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+        print(f"\n{self.requested}: stopping after this step and saving a checkpoint "
+              "(Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 class _Log:
@@ -260,7 +293,8 @@ class Trainer:
         if resume_from is not None:
             log(f"resumed from {resume_from} at step {start}")
 
-        result = self._loop(producer, start, ledger, metrics, counts, started)
+        with _StopSignals() as self.stop:
+            result = self._loop(producer, start, ledger, metrics, counts, started)
         result.trainable = counts
         self._finish(result, ledger, inherited, metrics)
         return result
@@ -283,6 +317,7 @@ class Trainer:
         last_saved = start
         steps = _step_iterator(producer, int(self.data_cfg.num_workers)) if start < max_steps else iter(())
         step = start
+        self._stop_now = False
         try:
             for data in steps:
                 if data.step >= max_steps:
@@ -315,6 +350,8 @@ class Trainer:
                     result.checkpoint = self._save(step, data, ledger)
                     last_saved = step
                 self._last_data = data
+                if self._stop_now:
+                    break
                 if step >= max_steps:
                     break
             else:
@@ -330,6 +367,13 @@ class Trainer:
         elif result.checkpoint is None:
             result.checkpoint = ckpt.latest_checkpoint(self.folder / "checkpoints")
         result.steps = step
+        if self._stop_now and step < max_steps:
+            if metrics is not None:
+                metrics.close()
+            raise TrainingInterrupted(
+                f"stopped by {self.stop.requested or 'a signal'} at step {step}/{max_steps}; checkpoint "
+                f"{result.checkpoint}. Continue with --resume (run.resume=true)"
+            )
         if self.eval_fn is not None or self._has_eval_data():
             result.evals.append(self._evaluate(step, metrics))
         result.final_loss = result.losses[-1] if result.losses else None
@@ -347,9 +391,10 @@ class Trainer:
             weighted += self._micro_step(micro, a == len(data.micro) - 1, total_units)
         grad_norm = engine.step()
         local = [weighted, sum(m.samples for m in data.micro), sum(m.tokens for m in data.micro),
-                 *data.ledger.counts_vector()]
+                 float(self.stop.requested is not None), *data.ledger.counts_vector()]
         sums = engine.all_reduce_sum(local)
-        step_ledger = Ledger.from_vector([int(round(v)) for v in sums[3:]], [], ledger.max_examples)
+        self._stop_now = sums[3] > 0  # every process stops after the same step
+        step_ledger = Ledger.from_vector([int(round(v)) for v in sums[4:]], [], ledger.max_examples)
         ledger.merge(step_ledger)
         if data.ledger.examples and len(self.local_examples) < ledger.max_examples:
             self.local_examples.extend(data.ledger.examples[: ledger.max_examples - len(self.local_examples)])

@@ -78,7 +78,7 @@ def make_cfg(tmp_path):
     return make
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def helpers():
     class H:
         pass

@@ -169,7 +169,12 @@ def test_webdataset_shards_stream_with_keys(tmp_path):
     assert samples[0].where.startswith("shard-") and open_image(samples[0]).size == (8, 8)
 
 
-def test_hub_id_offline_is_a_clear_error():
+def test_hub_id_offline_is_a_clear_error(monkeypatch):
+    import datasets
+    import huggingface_hub
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # no minute of retries on this machine
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(DataError, match="hub"):
         open_source(_src("nobody/no-such-dataset-mpm", format="hub"), streaming=False)
 

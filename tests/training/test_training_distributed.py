@@ -67,15 +67,16 @@ def _weights(folder: Path, stage: str = "instruct") -> dict[str, torch.Tensor]:
     return load_file(str(folder / "run" / stage / "final" / "model.safetensors"))
 
 
-@pytest.fixture
-def data(tmp_path, helpers):
-    helpers.write_images(tmp_path / "data", 32)
-    return helpers.write_jsonl(tmp_path / "data" / "pairs.jsonl", helpers.pair_records(32))
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, helpers):
+    folder = tmp_path_factory.mktemp("data")
+    helpers.write_images(folder, 32)
+    return helpers.write_jsonl(folder / "pairs.jsonl", helpers.pair_records(32))
 
 
 @pytest.mark.slow
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, data):
-    steps = 40
+    steps = 28
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     for folder in (whole, killed):
         folder.mkdir()
@@ -90,7 +91,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, data):
     try:
         while time.time() < deadline and proc.poll() is None:
             done = len(loss_curve(metrics)) if metrics.exists() else 0
-            if done >= 14:  # past the checkpoint of step 12, in the middle of the next interval
+            if done >= 10:  # past the checkpoint of step 8, in the middle of the next interval
                 os.kill(proc.pid, signal.SIGKILL)
                 break
             time.sleep(0.005)
@@ -101,7 +102,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, data):
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     assert not (killed / "run" / "instruct" / "final").exists()
     logged_before_kill = len(loss_curve(metrics))
-    assert 14 <= logged_before_kill < steps
+    assert 10 <= logged_before_kill < steps
 
     _train(recipe, "--resume")
     reference, resumed = _curve(whole), _curve(killed)
@@ -132,17 +133,17 @@ def _close_weights(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) 
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def _single_reference(tmp_path: Path, data: Path) -> Path:
+@pytest.fixture(scope="module")
+def single_reference(tmp_path_factory, data) -> Path:
     """One process, micro-batch 2, accumulation 2: the global batch of 2 processes x 2."""
-    folder = tmp_path / "single"
-    folder.mkdir()
+    folder = tmp_path_factory.mktemp("single")
     _train(_recipe(folder, data, grad_accum=2))
     return folder
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_match_one_process(tmp_path, data):
-    reference = _single_reference(tmp_path, data)
+def test_ddp_two_processes_match_one_process(tmp_path, data, single_reference):
+    reference = single_reference
     folder = tmp_path / "ddp"
     folder.mkdir()
     recipe = _recipe(folder, data)
@@ -165,9 +166,10 @@ def extensions_dir(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("zero_stage", [2, 3])
-def test_deepspeed_zero_two_processes_match_one_process(tmp_path, data, zero_stage, extensions_dir):
+def test_deepspeed_zero_two_processes_match_one_process(tmp_path, data, zero_stage, extensions_dir,
+                                                        single_reference):
     pytest.importorskip("deepspeed")
-    reference = _single_reference(tmp_path, data)
+    reference = single_reference
     folder = tmp_path / f"zero{zero_stage}"
     folder.mkdir()
     overrides = folder / "ds.json"  # the shipped config, overridden: partition even the tiny parameters

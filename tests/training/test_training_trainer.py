@@ -73,6 +73,31 @@ def test_resume_after_a_crash_is_exact(pairs_dir, make_cfg):
     assert curve == reference.losses  # the steps logged after the checkpoint were dropped, not doubled
 
 
+def test_sigterm_saves_the_finished_step_and_resume_is_exact(pairs_dir, make_cfg):
+    import os
+    import signal
+
+    from mpm_framework.training import TrainingInterrupted
+
+    def cfg(out, **kw):
+        return make_cfg(pairs_dir / "pairs.jsonl", output_dir=str(pairs_dir / out), max_steps=8, save_every=0,
+                        stage="instruct", precision="bf16", **kw)
+
+    reference = train_stage(tiny_chat_stack(), cfg("a"), progress=False)
+
+    def preempt(step, row):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(TrainingInterrupted, match="--resume") as info:
+        train_stage(tiny_chat_stack(), cfg("b"), progress=False, callbacks=[preempt])
+    assert "step 4/8" in str(info.value)  # the step in flight when the signal came is finished and saved
+    assert [s for s, _ in list_checkpoints(pairs_dir / "b" / "instruct" / "checkpoints")] == [4]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+    resumed = train_stage(tiny_chat_stack(), cfg("b", resume=True), progress=False)
+    assert resumed.losses == reference.losses  # bf16 autocast too
+
+
 def test_gradient_accumulation_matches_a_bigger_batch(pairs_dir, make_cfg):
     big = train_stage(tiny_chat_stack(), make_cfg(pairs_dir / "pairs.jsonl", output_dir=str(pairs_dir / "a"),
                                                   batch_size=4, stage="instruct"), progress=False)
@@ -250,3 +275,66 @@ def test_lora_trains_adapters_and_reloads(tiny_components, pairs_dir):
     loaded = load_run(pairs_dir / "run")
     for name, value in trained.items():
         assert torch.equal(dict(loaded.named_parameters())[name], value)
+
+
+# -- a stage from outside the trainer (how the paint stage plugs in) ------------------------------
+
+
+class _PaintLike(torch.nn.Module):
+    """A text -> image toy with PaintStack's interface: forward(batch) is the loss."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.llm = torch.nn.Embedding(256, 8)
+        self.decoder = torch.nn.Linear(8, 3 * 8 * 8)
+        self.languages = {}
+
+    def components(self):
+        return {"llm": self.llm, "decoder": self.decoder}
+
+    def set_trainable(self, trainable, frozen=()):
+        from mpm_framework.stacks.trainable import apply_freeze_sets
+
+        return apply_freeze_sets(self.components(), list(trainable), list(frozen))
+
+    def image_transform(self, train=False):
+        from mpm_framework.imaging import ImageTransform
+
+        return ImageTransform(8, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), train=False)
+
+    def forward(self, batch):
+        ids = [torch.tensor(list(p.encode())[:16] or [0]) for p in batch["prompts"]]
+        cond = torch.stack([self.llm(i).mean(0) for i in ids])
+        return torch.nn.functional.mse_loss(self.decoder(cond), batch["images"].flatten(1))
+
+
+def test_a_registered_stage_trains_a_paint_like_stack(pairs_dir, make_cfg):
+    from mpm_framework.training import Stage, register_stage, stages
+
+    class PaintLikeStage(Stage):
+        name = "paint-like-test"
+        sample_kinds = ("pairs",)
+
+        def default_trainable(self, stack, cfg=None):
+            return ["decoder"]
+
+        def prepare(self, sample, rng, ctx):
+            return (ctx.image_tensor(sample, rng), sample.text)
+
+        def collate(self, items, ctx):
+            return {"images": torch.stack([i for i, _ in items]), "prompts": [t for _, t in items]}
+
+        def loss_units(self, batch):
+            return len(batch["prompts"])
+
+    register_stage(PaintLikeStage)
+    try:
+        stack = _PaintLike()
+        llm_before = stack.llm.weight.clone()
+        result = train_stage(stack, make_cfg(pairs_dir / "pairs.jsonl", stage="paint-like-test", max_steps=10,
+                                             lr=0.05, save_every=5), progress=False)
+    finally:
+        stages._STAGES.pop("paint-like-test", None)
+    assert result.losses[-1] < result.losses[0] and torch.equal(stack.llm.weight, llm_before)
+    assert result.trainable == {"llm": (0, 2048), "decoder": (1728, 1728)}
