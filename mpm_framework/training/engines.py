@@ -273,8 +273,10 @@ def deepspeed_config(run: Any, world_size: int) -> dict[str, Any]:
             raise ConfigError(f"the DeepSpeed config names a '{key}'; MPM passes its own AdamW and "
                               f"schedule (run.lr, run.schedule) -- remove '{key}' from {run.deepspeed_config}")
     zero = config.setdefault("zero_optimization", {})
-    if zero.get("stage", "auto") == "auto" or not run.deepspeed_config:
-        zero["stage"] = stage
+    if zero.get("stage", "auto") not in ("auto", stage):
+        raise ConfigError(f"run.zero_stage={stage} but {run.deepspeed_config} sets zero_optimization.stage="
+                          f"{zero['stage']}; make them agree (--zero-stage)")
+    zero["stage"] = stage
     micro, accum = int(run.batch_size), int(run.grad_accum)
     fill = {
         "train_micro_batch_size_per_gpu": micro,

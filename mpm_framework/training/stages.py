@@ -183,7 +183,7 @@ class LMStage(Stage):
         batch = llm.collate(encodings)
         pixels = [item.pixel_values for item in items if item.pixel_values is not None]
         if pixels:
-            batch["pixel_values"] = torch.stack(pixels)
+            batch["pixel_values"] = torch.stack(pixels).to(_vision_dtype(ctx.stack))
         return batch
 
     def loss_units(self, batch: dict[str, Any]) -> int:
@@ -279,6 +279,13 @@ class TextStack(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]):
         embeds = self.llm.embed_tokens(batch["input_ids"])
         return self.llm(embeds, batch, labels=batch.get("labels"))
+
+
+def _vision_dtype(stack: Any) -> torch.dtype:
+    """Pixels in the encoder's dtype (a bf16 encoder trained without autocast)."""
+    vision = getattr(stack, "vision", None)
+    param = next(vision.parameters(), None) if vision is not None else None
+    return param.dtype if param is not None and param.dtype.is_floating_point else torch.float32
 
 
 def _lora_components(cfg: Any) -> list[str]:

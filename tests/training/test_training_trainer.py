@@ -49,11 +49,12 @@ class _Crash(Exception):
     pass
 
 
-def test_resume_after_a_crash_is_exact(pairs_dir, make_cfg):
+@pytest.mark.parametrize("streaming", [False, True])
+def test_resume_after_a_crash_is_exact(pairs_dir, make_cfg, streaming):
     """In-process twin of the kill -9 test: same losses, same weights."""
     def cfg(out, **kw):
         return make_cfg(pairs_dir / "pairs.jsonl", output_dir=str(pairs_dir / out), max_steps=10, save_every=4,
-                        stage="instruct", **kw)
+                        stage="instruct", data={"streaming": streaming, "shuffle_buffer": 8}, **kw)
 
     whole = tiny_chat_stack()
     reference = train_stage(whole, cfg("a"), progress=False)
