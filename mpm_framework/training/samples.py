@@ -26,7 +26,7 @@ REASONS = (
     "missing_image",  # no image field, or the file does not exist
     "corrupt_image",  # the file exists but does not decode
     "bad_conversation",  # LLaVA conversation that cannot be used
-    "unknown_language",  # the record's language has no pack in this stack
+    "unknown_language",  # a pair whose language has no pack (caption prompts) in this stack
     "too_long",  # longer than data.max_length and cannot be cut
     "no_labels",  # nothing left for the loss
 )

@@ -166,8 +166,10 @@ class LMStage(Stage):
         return ctx.stack.encode_conversation(self.turns_for(sample, rng, ctx))
 
     def prepare(self, sample: Sample, rng: random.Random, ctx: PrepareContext) -> LMItem:
+        # A pair is asked for in its own language (the pack's caption prompts), so
+        # that pack must be loaded; a conversation carries its own wording.
         languages = getattr(ctx.stack, "languages", None)
-        if languages is not None and sample.kind != "text" and sample.lang not in languages:
+        if sample.kind == "pairs" and languages is not None and sample.lang not in languages:
             raise BadSample("unknown_language", f"{sample.where}: language '{sample.lang}' has no language "
                                                 f"pack in this stack (loaded: {', '.join(languages)})")
         enc = _truncate(self.encode(sample, rng, ctx), ctx.max_length, sample.where)

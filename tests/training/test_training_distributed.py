@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -182,6 +183,20 @@ def test_deepspeed_zero_two_processes_match_one_process(tmp_path, data, zero_sta
     _close_weights(_weights(folder), _weights(reference))
     checkpoint = folder / "run" / "instruct" / "checkpoints" / "step-00000008"
     assert (checkpoint / "deepspeed").is_dir() and (checkpoint / "trainable.safetensors").is_file()
+    if zero_stage == 3:
+        # Resume from DeepSpeed's partitioned state: a copy of the run with the step-8 checkpoint and the
+        # final weights removed (as if it had died after step 4) must finish identically.
+        crashed = tmp_path / "crashed"
+        shutil.copytree(folder, crashed)
+        run = crashed / "run" / "instruct"
+        shutil.rmtree(run / "final")
+        shutil.rmtree(run / "checkpoints" / "step-00000008")
+        again = _train(recipe, "--resume", f"run.output_dir={crashed / 'run'}", nproc=2,
+                       env=_env({"TORCH_EXTENSIONS_DIR": extensions_dir}), timeout=420)
+        assert "resumed from" in again.stdout and "step-00000004" in again.stdout
+        assert _curve(crashed) == _curve(folder)
+        for name, value in _weights(folder).items():
+            torch.testing.assert_close(_weights(crashed)[name], value, rtol=0, atol=1e-6)
 
 
 # -- the command line, in process -----------------------------------------------------------------
