@@ -166,7 +166,11 @@ class Engine:
     # -- state -------------------------------------------------------------------
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Full trainable tensors (a collective for ZeRO-3: call on every process)."""
-        return {n: p.detach() for n, p in self.trainable}
+        return self.full_tensors(self.trainable)
+
+    def full_tensors(self, named: list[tuple[str, nn.Parameter]]) -> dict[str, torch.Tensor]:
+        """Whole tensors of ``named`` parameters (gathered where they are partitioned)."""
+        return {n: p.detach() for n, p in named}
 
     def save_state(self, folder: Path) -> dict[str, Any]:
         """Write optimizer state into ``folder``; returns JSON-able extras."""
@@ -367,14 +371,13 @@ class DeepSpeedEngine(_Distributed):
         norm = self.model.get_global_grad_norm()
         return None if norm is None else float(norm)
 
-    def trainable_state(self) -> dict[str, torch.Tensor]:
-        params = [p for _, p in self.trainable]
+    def full_tensors(self, named: list[tuple[str, nn.Parameter]]) -> dict[str, torch.Tensor]:
         if getattr(self, "zero_stage", 0) == 3:
             import deepspeed
 
-            with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
-                return {n: p.detach().to("cpu", copy=True) for n, p in self.trainable}
-        return {n: p.detach() for n, p in self.trainable}
+            with deepspeed.zero.GatheredParameters([p for _, p in named], modifier_rank=None):
+                return {n: p.detach().to("cpu", copy=True) for n, p in named}
+        return {n: p.detach() for n, p in named}
 
     def save_state(self, folder: Path) -> dict[str, Any]:
         self.model.save_checkpoint(str(folder / "deepspeed"), tag="state", save_latest=False,
