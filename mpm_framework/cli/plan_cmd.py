@@ -37,14 +37,15 @@ def plan(recipe, overrides, gpus, nodes, gpu_mem, zero, offload, stage, micro_ba
     from ..config.loading import resolve_config
     from ..planning.estimate import format_plan, make_plan
     from ..planning.hardware import Hardware, parse_size
+    from ..training.recipes import stage_config
 
-    cfg = resolve_config(recipe=recipe, overrides=list(overrides))
+    cfg = stage_config(resolve_config(recipe=recipe, overrides=list(overrides)), stage)
     hardware = Hardware(
         gpus_per_node=gpus, nodes=nodes, gpu_memory=parse_size(gpu_mem),
         zero_stage=cfg.run.zero_stage if zero is None else zero,
         offload=cfg.run.offload if offload is None else offload,
     )
-    result = make_plan(cfg, hardware, stage=stage, micro_batch=micro_batch, seq_len=seq_len,
+    result = make_plan(cfg, hardware, micro_batch=micro_batch, seq_len=seq_len,
                        achieved_tflops=tflops)
     measured = None
     if measure:
@@ -54,7 +55,7 @@ def plan(recipe, overrides, gpus, nodes, gpu_mem, zero, offload, stage, micro_ba
     if as_json:
         click.echo(json.dumps({
             "stage": result.stage, "counts": result.counts, "weights": result.weights,
-            "grads": result.grads, "optimizer": result.optimizer, "activations": result.activations,
+            "grads": result.grads, "optimizer": result.optimizer, "activations": result.activations, "working": result.working,
             "activation_method": result.activation_method, "gpu_bytes": result.gpu_bytes,
             "fits": result.fits, "tokens_per_step": result.tokens_per_step,
             "step_seconds": result.step_seconds, "measured": measured,
@@ -63,7 +64,7 @@ def plan(recipe, overrides, gpus, nodes, gpu_mem, zero, offload, stage, micro_ba
         return
     click.echo(format_plan(result))
     if measured:
-        est = result.grads + result.optimizer + result.activations
-        click.echo(f"\nmeasured on this CPU (fp32, one step): {measured['step_bytes'] / 2**20:.1f} MiB "
-                   f"for gradients + optimizer state + activations; planned {est / 2**20:.1f} MiB "
+        est = result.optimizer + result.step_bytes
+        click.echo(f"\nmeasured on this CPU (fp32, one steady-state step): {measured['step_bytes'] / 2**20:.1f} "
+                   f"MiB above the weights (optimizer state + step peak); planned {est / 2**20:.1f} MiB "
                    f"({est / max(measured['step_bytes'], 1):.2f}x)")

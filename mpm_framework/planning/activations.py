@@ -1,5 +1,9 @@
 """Activation memory of one training step.
 
+Backward needs working memory on top of what forward saved: the gradient of
+the largest saved tensor and one temporary of its size (the logits' softmax,
+typically), so the plan adds twice the largest saved tensor.
+
 Two methods, and the plan says which it used:
 - ``traced``: run a real forward on this CPU and add up every tensor autograd
   saves for backward (exact for this implementation; used when the model fits
@@ -26,7 +30,8 @@ def _storage_key(t: torch.Tensor) -> int:
 def traced_saved_bytes(
     modules: dict[str, nn.Module], run: Callable[[], torch.Tensor]
 ) -> tuple[dict[str, int], torch.Tensor]:
-    """Bytes saved for backward while ``run()`` executes, per named module.
+    """Bytes saved for backward while ``run()`` executes, per named module, plus
+    the size of the largest saved tensor under the key ``"largest"``.
 
     Parameters (and views of them) are excluded: they are counted as weights.
     Each storage is counted once, in the module that first saved it."""
@@ -61,7 +66,9 @@ def traced_saved_bytes(
     per_module: dict[str, int] = defaultdict(int)
     for name, size in owner.values():
         per_module[name] += size
-    return dict(per_module), loss
+    result = dict(per_module)
+    result["largest"] = max((size for _, size in owner.values()), default=0)
+    return result, loss
 
 
 def formula_bytes(

@@ -30,6 +30,7 @@ class Plan:
     grads: int
     optimizer: int
     activations: int
+    working: int  # backward working memory (see activations.py)
     activation_method: str
     cpu_offloaded: int
     step_flops: float
@@ -37,8 +38,17 @@ class Plan:
     suggestions: list[tuple[str, int, bool]] = field(default_factory=list)
 
     @property
+    def step_bytes(self) -> int:
+        """What a training step adds to the resident weights and optimizer state.
+
+        Backward frees each layer's activations as it writes that layer's
+        gradients, so the peak is where the larger of the two sits (activations
+        plus working memory at its start, all gradients at its end), not their sum."""
+        return max(self.activations + self.working, self.grads)
+
+    @property
     def gpu_bytes(self) -> int:
-        return self.weights + self.grads + self.optimizer + self.activations
+        return self.weights + self.optimizer + self.step_bytes
 
     @property
     def usable_bytes(self) -> int:
@@ -138,22 +148,28 @@ def _needs_backward(stack, name: str) -> bool:
     return any(p.requires_grad for c in upstream[: idx + 1] for p in comps[c].parameters())
 
 
-def traced_activations(stack, micro_batch: int, seq_len: int) -> int:
-    """Real forward on the CPU (fp32) with a synthetic batch of the planned shape."""
+def traced_activations(stack, micro_batch: int, seq_len: int) -> tuple[int, int]:
+    """Bytes saved for backward by one forward with a synthetic batch of the
+    planned shape, on the device the stack lives on (the CPU, or the meta device
+    where no memory is used and data-dependent code cannot run)."""
     comps = {k: v for k, v in stack.components().items() if v is not None}
+    device = next(stack.parameters()).device
     if hasattr(stack, "vision"):
-        n_img = stack.num_image_tokens
-        batch = stack.llm.synthetic_batch(micro_batch, seq_len, n_img)
+        batch = stack.llm.synthetic_batch(micro_batch, seq_len, stack.num_image_tokens)
         size = stack.vision.image_size
         batch["pixel_values"] = torch.randn(micro_batch, 3, size, size)
+        batch = {k: v.to(device) for k, v in batch.items()}
         run = lambda: stack(batch).loss  # noqa: E731
     else:
         dec = stack.decoder
-        images = torch.rand(micro_batch, 3, dec.image_size, dec.image_size) * 2 - 1
-        cond = torch.randn(micro_batch, seq_len, stack.llm.hidden_size)
-        run = lambda: dec.training_loss(images, cond, torch.ones(micro_batch, seq_len))  # noqa: E731
+        with torch.device(device):
+            images = torch.rand(micro_batch, 3, dec.image_size, dec.image_size) * 2 - 1
+            cond = torch.randn(micro_batch, seq_len, stack.llm.hidden_size)
+            mask = torch.ones(micro_batch, seq_len)
+        run = lambda: dec.training_loss(images, cond, mask)  # noqa: E731
     per_module, _ = traced_saved_bytes(comps, run)
-    return sum(per_module.values())
+    largest = per_module.pop("largest")
+    return sum(per_module.values()), largest
 
 
 def flops_per_step(stack, micro_batch: int, seq_len: int) -> float:
@@ -171,6 +187,27 @@ def flops_per_step(stack, micro_batch: int, seq_len: int) -> float:
         if _needs_backward(stack, name):
             total += 2 * params * tokens + 2 * trainable * tokens
     return total
+
+
+def _meta_or_formula(stack, micro_batch: int, seq_len: int, precision: Precision,
+                     ckpt: bool) -> tuple[int, int, str]:
+    """(activations, backward working memory, method): traced on the meta device
+    when the components allow it (no data-dependent Python control flow), else
+    the transformer formula with the logits of a quarter of the tokens (the
+    answer share of ``synthetic_batch``) as the largest tensor."""
+    formula = formula_activations(stack, micro_batch, seq_len, precision, ckpt)
+    try:
+        traced, largest = traced_activations(stack, micro_batch, seq_len)
+    except Exception:  # data-dependent code cannot run on the meta device
+        vocab = getattr(stack.llm, "vocab_size", 0) if _needs_backward(stack, "llm") else 0
+        return formula, 2 * micro_batch * (seq_len // 4) * vocab * 4, "formula"
+    traced, working = traced * precision.weight // 4, 2 * largest * precision.weight // 4
+    if ckpt:
+        full = formula_activations(stack, micro_batch, seq_len, precision, False)
+        if full:  # transformer parts: scale by the formula's checkpointing ratio
+            traced = int(traced * formula / full)
+        return traced, working, "traced on meta" + (" (checkpointing scaled by formula)" if full else "")
+    return traced, working, "traced on meta"
 
 
 def _host_memory() -> int:
@@ -192,9 +229,10 @@ def make_plan(
     """Plan ``cfg`` (a resolved config) on ``hardware``; nothing is allocated
     unless activations are traced on a model that fits the host easily."""
     from ..compose import build_stack
+    from ..training.recipes import stage_config
 
-    stage = stage or cfg.run.stage
-    cfg.run.stage = stage
+    cfg = stage_config(cfg, stage)  # the recipe's stages.<stage> overrides, validated
+    stage = cfg.run.stage
     micro_batch = micro_batch or cfg.run.batch_size
     seq_len = seq_len or cfg.data.max_length
     ckpt = cfg.run.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
@@ -212,7 +250,8 @@ def make_plan(
     if use_trace:
         real = build_stack(cfg)
         real.set_trainable(trainable, frozen)
-        traced = traced_activations(real, micro_batch, seq_len) * precision.weight // 4
+        traced, largest = traced_activations(real, micro_batch, seq_len)
+        traced, working = traced * precision.weight // 4, 2 * largest * precision.weight // 4
         if ckpt:  # checkpointing keeps layer inputs only: scale by the formula's ratio
             full = formula_activations(real, micro_batch, seq_len, precision, False)
             part = formula_activations(real, micro_batch, seq_len, precision, True)
@@ -220,13 +259,12 @@ def make_plan(
         activations, method = traced, "traced" + (" (checkpointing scaled by formula)" if ckpt else "")
         del real
     else:
-        activations = formula_activations(stack, micro_batch, seq_len, precision, ckpt)
-        method = "formula"
+        activations, working, method = _meta_or_formula(stack, micro_batch, seq_len, precision, ckpt)
 
     plan = Plan(
         stage=stage, counts=counts, hardware=hardware, precision=precision, micro_batch=micro_batch,
         seq_len=seq_len, grad_accum=cfg.run.grad_accum, gradient_checkpointing=ckpt,
-        weights=weights, grads=grads, optimizer=optimizer, activations=activations,
+        weights=weights, grads=grads, optimizer=optimizer, activations=activations, working=working,
         activation_method=method, cpu_offloaded=offloaded,
         step_flops=flops_per_step(stack, micro_batch, seq_len), achieved_tflops=achieved_tflops,
     )
@@ -281,8 +319,9 @@ def format_plan(plan: Plan) -> str:
               f"  activations      {gib(plan.activations)}   (micro-batch {plan.micro_batch} x "
               f"{plan.seq_len} tokens, checkpointing {'on' if plan.gradient_checkpointing else 'off'}, "
               f"{plan.activation_method})",
-              f"  total            {gib(plan.gpu_bytes)}   of {gib(plan.usable_bytes)} usable "
-              f"({hw.headroom:.0%} of the card)"]
+              f"  backward working {gib(plan.working)}   (twice the largest saved tensor)",
+              f"  peak             {gib(plan.gpu_bytes)}   = weights + optimizer + max(activations + "
+              f"working, gradients), of {gib(plan.usable_bytes)} usable ({hw.headroom:.0%} of the card)"]
     if plan.cpu_offloaded:
         lines.append(f"  offloaded to CPU {gib(plan.cpu_offloaded)} per GPU")
     lines += ["", f"tokens per optimizer step: {plan.tokens_per_step:,}",

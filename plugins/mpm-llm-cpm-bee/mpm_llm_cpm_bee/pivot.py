@@ -103,8 +103,10 @@ class CPMBeeLLM(CPMBeeModel, PivotLLM):
         arch = arch.replace(**cfg.arch)
 
         vocab_path = Path(cfg.vocab) if cfg.vocab else None
+        if meta and vocab_path is not None and not vocab_path.is_file():
+            vocab_path = None  # planning on the meta device needs shapes only
         weights = None
-        if cfg.path:
+        if cfg.path and not (meta and not Path(cfg.path).exists()):
             weights, found_vocab, config_json = find_checkpoint(cfg.path)
             vocab_path = vocab_path or found_vocab
         if vocab_path is not None:

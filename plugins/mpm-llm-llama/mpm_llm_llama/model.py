@@ -104,7 +104,16 @@ class HFCausalLM(PivotLLM):
         attn = resolve_attention(options.attn_implementation)
         if options.path:
             hf_model = load_pretrained(options, cls.auto_model, attn, meta)
-            tokenizer = load_tokenizer(options)
+            try:
+                tokenizer = load_tokenizer(options)
+            except ConfigError:
+                if not meta:
+                    raise
+                # Planning needs shapes, not text: an architecture card (config.json
+                # alone) plans without the checkpoint's tokenizer files.
+                from .toy import byte_tokenizer
+
+                tokenizer = byte_tokenizer()
         else:
             tokenizer = load_tokenizer(options)
             hf_model = build_random(options, tokenizer, cls.auto_model, attn, meta)
