@@ -338,7 +338,7 @@ class UNetDecoder(ImageDecoder):
         was_training = self.training
         self.eval()
         try:
-            scheduler = build_sampler(sampler or self.sampler_name, self.schedule)
+            scheduler = build_sampler(sampler or self.sampler_name, self.schedule, clip_sample=self.vae is None)
             scheduler.set_timesteps(num_steps, device=self.unet.device)
             use_guidance = uncond is not None and guidance_scale != 1.0
             states = self.condition(cond)

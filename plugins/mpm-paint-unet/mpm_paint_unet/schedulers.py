@@ -77,12 +77,14 @@ def build_noise_scheduler(schedule: dict[str, Any]):
     return DDPMScheduler.from_config({**schedule, "clip_sample": False})
 
 
-def build_sampler(name: str, schedule: dict[str, Any]):
-    """A fresh sampler (samplers hold per-run state: one per ``sample`` call)."""
+def build_sampler(name: str, schedule: dict[str, Any], clip_sample: bool = False):
+    """A fresh sampler (samplers hold per-run state: one per ``sample`` call).
+
+    ``clip_sample`` clips DDPM/DDIM's predicted clean image to [-1, 1]: right
+    in pixel space (it keeps guided samples from saturating), wrong for
+    latents, which are not bounded."""
     check_scheduler_name(name)
     extra: dict[str, Any] = {}
     if name in ("ddpm", "ddim"):
-        extra["clip_sample"] = False  # latents are not bounded to [-1, 1]
-    if name == "ddim":
-        extra["set_alpha_to_one"] = False
+        extra["clip_sample"] = clip_sample
     return _classes()[name].from_config({**schedule, **extra})
