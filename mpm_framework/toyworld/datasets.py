@@ -1,0 +1,182 @@
+"""Multimodal datasets of the toy world, in the trainer's record formats.
+
+Records are made on demand: record ``i`` of a dataset is a pure function of
+(seed, purpose, i), so a dataset of any size costs no memory, reads the same
+on every pass and after a resume, and two conditions that share a dataset
+see exactly the same records. Training datasets draw only training-split
+scenes; :func:`eval_items` draws only held-out scenes (see ``split.py``).
+
+- ``align``: image-text pairs ``{"image", "text", "lang"}``; the align stage
+  asks for the caption with one of the record language's ``caption_prompts``.
+- ``instruct``: LLaVA conversations ``{"image", "conversations", "lang"}`` --
+  captioning requests and questions; a ``calibration_share`` of the records is
+  in the target languages (split evenly between them), the rest in English.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..contracts.language import LanguagePack
+from ..contracts.prompt import IMAGE_MARKER
+from .render import render
+from .scene import Question, Scene, questions_for
+from .split import sample_split_scene, split_rng
+
+CAPTION_TASK, VQA_TASK = "caption", "vqa"
+
+
+def _record_rng(seed: int, purpose: str, index: int) -> random.Random:
+    return random.Random(f"mpm-toyworld/{seed}/{purpose}/{index}")
+
+
+def language_schedule(n: int, weights: Mapping[str, float], seed: int, purpose: str) -> list[str]:
+    """Exactly ``round(n * share)`` records per language (largest remainders),
+    in a seeded random order: a 2% share is 2% of the records, not 2% on average."""
+    total = sum(weights.values())
+    if total <= 0:
+        raise ValueError("language weights must sum to a positive number")
+    codes = sorted(weights)
+    exact = {c: n * weights[c] / total for c in codes}
+    counts = {c: int(exact[c]) for c in codes}
+    rest = n - sum(counts.values())
+    for c in sorted(codes, key=lambda c: exact[c] - counts[c], reverse=True)[:rest]:
+        counts[c] += 1
+    order = [c for c in codes for _ in range(counts[c])]
+    split_rng(seed, f"{purpose}-languages").shuffle(order)
+    return order
+
+
+class SceneRecords(Sequence):
+    """A lazily rendered dataset of training-split scenes (a ``Sequence`` of
+    records, so the trainer reads it with random access and many epochs)."""
+
+    def __init__(
+        self,
+        packs: Mapping[str, LanguagePack],
+        languages: Sequence[str],
+        seed: int,
+        purpose: str,
+        image_size: int = 64,
+        caption_share: float = 1.0,
+    ) -> None:
+        missing = [c for c in languages if c not in packs]
+        if missing:
+            raise ValueError(f"no language pack for {missing}")
+        self.packs, self.languages = packs, list(languages)
+        self.seed, self.purpose, self.image_size = seed, purpose, image_size
+        self.caption_share = caption_share
+
+    def __len__(self) -> int:
+        return len(self.languages)
+
+    def scene_and_image(self, index: int) -> tuple[Scene, Any, random.Random]:
+        rng = _record_rng(self.seed, self.purpose, index)
+        scene = sample_split_scene(rng, "train")
+        return scene, render(scene, self.image_size, rng), rng
+
+    def __getitem__(self, index: int) -> dict[str, Any]:  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]  # type: ignore[return-value]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        lang = self.languages[index]
+        pack = self.packs[lang]
+        scene, image, rng = self.scene_and_image(index)
+        if self.caption_share >= 1.0:  # image-text pair (align)
+            return {"image": image, "text": pack.realise_caption(scene, rng), "lang": lang}
+        if rng.random() < self.caption_share:
+            prompt, answer = rng.choice(pack.caption_prompts), pack.realise_caption(scene, rng)
+        else:
+            question = rng.choice(questions_for(scene))
+            prompt, answer = pack.realise_question(question, rng), pack.realise_answer(question, rng)
+        return {
+            "image": image,
+            "conversations": [
+                {"from": "human", "value": f"{IMAGE_MARKER}\n{prompt}"},
+                {"from": "gpt", "value": answer},
+            ],
+            "lang": lang,
+        }
+
+
+def align_records(
+    packs: Mapping[str, LanguagePack], langs: Mapping[str, float], n: int, seed: int, image_size: int = 64
+) -> SceneRecords:
+    """``n`` image-caption pairs; ``langs`` maps language -> share (``{"en": 1}``
+    for MPM's English-only alignment)."""
+    return SceneRecords(packs, language_schedule(n, langs, seed, "align"), seed, "align", image_size)
+
+
+def instruct_records(
+    packs: Mapping[str, LanguagePack],
+    n: int,
+    seed: int,
+    calibration_share: float = 0.0,
+    targets: Sequence[str] = (),
+    caption_share: float = 0.3,
+    image_size: int = 64,
+    langs: Mapping[str, float] | None = None,
+) -> SceneRecords:
+    """``n`` instructions: English, plus ``calibration_share`` of target-language
+    instructions split evenly over ``targets``. ``langs`` replaces that mix
+    with explicit shares (the native condition)."""
+    if langs is None:
+        if calibration_share and not targets:
+            raise ValueError("a calibration share needs target languages")
+        if not 0 <= calibration_share < 1:
+            raise ValueError(f"calibration_share must be in [0, 1), got {calibration_share}")
+        langs = {"en": 1.0 - calibration_share}
+        for code in targets:
+            langs[code] = calibration_share / len(targets)
+        langs = {c: w for c, w in langs.items() if w > 0}
+    schedule = language_schedule(n, langs, seed, "instruct")
+    return SceneRecords(packs, schedule, seed, "instruct", image_size, caption_share=caption_share)
+
+
+@dataclass
+class EvalItem:
+    """One evaluation request about a held-out scene."""
+
+    lang: str
+    task: str  # caption | vqa
+    scene: Scene
+    prompt: str
+    image: Any
+    question: Question | None = None
+    scene_index: int = 0
+
+
+def eval_items(
+    packs: Mapping[str, LanguagePack],
+    langs: Sequence[str],
+    n_scenes: int,
+    seed: int,
+    questions_per_scene: int = 2,
+    image_size: int = 64,
+) -> list[EvalItem]:
+    """Held-out scenes, the *same* scenes and images in every language (so
+    languages are compared on equal terms): per scene one caption request and
+    ``questions_per_scene`` distinct questions, realised in each language."""
+    rng = split_rng(seed, "eval-scenes")
+    scenes: list[tuple[Scene, Any, list[Question]]] = []
+    for _ in range(n_scenes):
+        scene = sample_split_scene(rng, "eval")
+        image = render(scene, image_size, rng)
+        qs = questions_for(scene)
+        rng.shuffle(qs)
+        scenes.append((scene, image, qs[:questions_per_scene]))
+    items: list[EvalItem] = []
+    for lang in langs:
+        pack = packs[lang]
+        text_rng = split_rng(seed, f"eval-text-{lang}")
+        for i, (scene, image, qs) in enumerate(scenes):
+            items.append(EvalItem(lang, CAPTION_TASK, scene, text_rng.choice(pack.caption_prompts), image,
+                                  scene_index=i))
+            for q in qs:
+                items.append(EvalItem(lang, VQA_TASK, scene, pack.realise_question(q, text_rng), image, q, i))
+    return items

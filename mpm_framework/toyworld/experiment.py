@@ -1,0 +1,413 @@
+"""``mpm demo``: the MPM experiment on the toy world, end to end.
+
+Per seed, in ``<out>/seed<k>/``:
+
+1. a byte-level BPE tokenizer trained on text of every language (shared by
+   both pivots, so tokenisation never explains a difference between them);
+2. two pivots, tiny Llamas trained from scratch through the ``llama`` plugin
+   and the trainer's ``pretrain`` stage: ``mpm`` on the multilingual corpus
+   *with* English<->L parallel text, ``no-pivot`` on the same number of
+   documents *without* it (``corpus.py``); each is saved as a Hugging Face
+   checkpoint and loaded back by path;
+3. ``align`` (vision encoder + connector train, LLM frozen) on English
+   captions -- once per pivot -- and on captions in every language for the
+   ``native`` upper bound;
+4. ``instruct`` (connector + LLM train) on English instructions with a
+   calibration share of target-language instructions (0 or the profile's
+   share), or on instructions in every language for ``native``;
+5. evaluation on held-out scenes in English and every target language.
+
+Conditions (every one with the same profile settings):
+
+=========  ========  ====================  ==================================
+condition  pivot     align captions        instruct data
+=========  ========  ====================  ==================================
+mpm        mpm       English               English + calibration share
+mpm-cal0   mpm       English (shared)      English only
+no-pivot   no-pivot  English               English + calibration share
+native     mpm       every language        every language (equal shares)
+=========  ========  ====================  ==================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..contracts.language import LanguagePack
+from ..errors import MPMError
+from .corpus import CorpusConfig, Document, build_corpus, tokenizer_texts
+from .datasets import CAPTION_TASK, EvalItem, align_records, eval_items, instruct_records
+from .profiles import Profile
+from .scoring import score_responses
+
+PIVOTS = ("mpm", "no-pivot")
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    pivot: str
+    align: str  # "en" | "native"
+    instruct: str  # "calibrated" | "english" | "native"
+    description: str
+
+
+CONDITIONS: dict[str, Condition] = {
+    "mpm": Condition("mpm", "mpm", "en", "calibrated",
+                     "MPM: English-only align, English instruct + calibration share"),
+    "mpm-cal0": Condition("mpm-cal0", "mpm", "en", "english",
+                          "MPM without calibration: English-only align and instruct"),
+    "no-pivot": Condition("no-pivot", "no-pivot", "en", "calibrated",
+                          "pivot pretrained without parallel text; otherwise as mpm"),
+    "native": Condition("native", "mpm", "native", "native",
+                        "upper bound: align and instruct on data in every language"),
+}
+
+
+@dataclass
+class DemoSettings:
+    profile: Profile
+    langs: list[str]  # target languages (English is always evaluated too)
+    out: Path
+    conditions: list[str] = field(default_factory=lambda: list(CONDITIONS))
+    progress: bool = True
+    command: str = ""
+
+
+def _log(message: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def load_packs(langs: list[str]) -> dict[str, LanguagePack]:
+    """English plus the target languages, from the installed language packs."""
+    from ..compose import load_language
+    from ..plugins import get_registry
+
+    registry = get_registry()
+    packs: dict[str, LanguagePack] = {}
+    for code in ["en", *langs]:
+        reg = registry.get("language", code)  # unknown code: error naming the installed packs
+        packs[reg.name] = load_language(reg.name)
+    return packs
+
+
+def installed_targets() -> list[str]:
+    from ..plugins import get_registry
+
+    return [c for c in get_registry().names("language") if c != "en"]
+
+
+# -- configs -------------------------------------------------------------------------
+
+
+def llm_overrides(profile: Profile, tokenizer_dir: Path | None = None, path: Path | None = None,
+                  seed: int = 0) -> list[str]:
+    if path is not None:
+        return [f"model.llm.path={path}"]
+    assert tokenizer_dir is not None
+    return [
+        f"model.llm.tokenizer_path={tokenizer_dir}",
+        f"model.llm.tiny.hidden_size={profile.llm_hidden}",
+        f"model.llm.tiny.num_layers={profile.llm_layers}",
+        f"model.llm.tiny.num_heads={profile.llm_heads}",
+        f"model.llm.tiny.num_kv_heads={profile.llm_heads}",
+        f"model.llm.tiny.intermediate_size={profile.llm_intermediate}",
+        "model.llm.tiny.max_position_embeddings=256",
+        "model.llm.tiny.tie_word_embeddings=true",
+        f"model.llm.tiny.seed={seed}",
+    ]
+
+
+def vision_overrides(profile: Profile, seed: int) -> list[str]:
+    return [
+        f"model.vision.tiny.image_size={profile.image_size}",
+        f"model.vision.tiny.patch_size={profile.patch_size}",
+        f"model.vision.tiny.hidden_size={profile.vision_hidden}",
+        f"model.vision.tiny.intermediate_size={2 * profile.vision_hidden}",
+        f"model.vision.tiny.num_layers={profile.vision_layers}",
+        f"model.vision.tiny.num_heads={profile.vision_heads}",
+        f"model.vision.tiny.seed={seed}",
+        "model.vision.feature_layer=-1",
+    ]
+
+
+def run_overrides(stage: str, output_dir: Path, steps: int, batch: int, lr: float, seed: int,
+                  progress: bool) -> list[str]:
+    return [
+        f"run.stage={stage}", f"run.output_dir={output_dir}", f"run.max_steps={steps}",
+        f"run.batch_size={batch}", f"run.lr={lr}", f"run.seed={seed}",
+        f"run.warmup_steps={max(1, steps // 20)}", "run.schedule=cosine", "run.min_lr_ratio=0.05",
+        "run.weight_decay=0.01", f"run.save_every={steps}", "run.keep_last=1", "run.overwrite=true",
+        f"run.log_every={max(1, steps // 5)}", f"run.progress={str(progress).lower()}",
+        "run.device=cpu", "data.max_length=256", "data.max_bad_fraction=0.0",
+    ]
+
+
+def document_record(doc: Document) -> dict[str, Any]:
+    """A corpus document in the trainer's formats (plain text or a text-only
+    conversation: labels on the answer only)."""
+    if doc.text is not None:
+        return {"text": doc.text, "lang": doc.lang}
+    assert doc.turns is not None
+    roles = {"user": "human", "assistant": "gpt"}
+    return {"conversations": [{"from": roles[r], "value": v} for r, v in doc.turns], "lang": doc.lang}
+
+
+# -- the experiment ----------------------------------------------------------------------
+
+
+class Demo:
+    def __init__(self, settings: DemoSettings) -> None:
+        self.s = settings
+        self.profile = settings.profile
+        unknown = [c for c in settings.conditions if c not in CONDITIONS]
+        if unknown:
+            from ..errors import did_you_mean
+
+            raise MPMError(f"unknown condition '{unknown[0]}'.{did_you_mean(unknown[0], CONDITIONS)} "
+                           f"Conditions: {', '.join(CONDITIONS)}")
+        self.packs = load_packs(settings.langs)
+        self.langs = [c for c in self.packs if c != "en"]
+        if not self.langs:
+            raise MPMError("the demo needs at least one target language: install a pack (mpm lang install de)")
+        self.timings: dict[str, float] = {}
+
+    # -- helpers -------------------------------------------------------------------
+    def _timed(self, key: str, fn: Callable[[], Any]) -> Any:
+        start = time.time()
+        try:
+            return fn()
+        finally:
+            self.timings[key] = round(self.timings.get(key, 0.0) + time.time() - start, 2)
+
+    def _resolve(self, overrides: list[str], vision: bool):
+        from ..config.loading import resolve_config
+
+        return resolve_config(
+            llm="llama", vision="clip" if vision else None,
+            connector=self.profile.connector if vision else None,
+            lang=list(self.packs), overrides=overrides,
+        )
+
+    # -- stages --------------------------------------------------------------------
+    def train_tokenizer(self, seed_dir: Path, seed: int) -> Path:
+        from mpm_llm_llama.toy import train_tokenizer
+
+        path = seed_dir / "tokenizer"
+        train_tokenizer(tokenizer_texts(self.packs, seed), vocab_size=self.profile.vocab_size, path=path)
+        return path
+
+    def pretrain(self, seed_dir: Path, seed: int, pivot: str, tokenizer_dir: Path) -> Path:
+        from ..contracts.base import BuildContext
+        from ..plugins import get_registry
+        from ..training import TextStack, train_stage
+        from ..training.recipes import stage_config
+
+        p = self.profile
+        folder = seed_dir / "pivots" / pivot
+        corpus = build_corpus(self.packs, seed, parallel=(pivot == "mpm"),
+                              config=CorpusConfig(num_documents=p.corpus_documents))
+        stats = corpus_stats(corpus)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "corpus_stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
+        (folder / "corpus_sample.txt").write_text(
+            "\n\n".join(f"[{d.kind} {'+'.join(d.langs)}]\n{d.as_text()}" for d in corpus[:40]), encoding="utf-8")
+        overrides = llm_overrides(p, tokenizer_dir=tokenizer_dir, seed=seed) + run_overrides(
+            "pretrain", folder, p.pretrain_steps, p.pretrain_batch, p.pretrain_lr, seed, self.s.progress)
+        cfg = stage_config(self._resolve(overrides, vision=False), "pretrain")
+        llm = get_registry().get("llm", "llama").load_factory().from_config(cfg.model.llm, BuildContext())
+        stack = TextStack(llm, languages=self.packs, config=cfg)
+        result = train_stage(stack, cfg, train_samples=[document_record(d) for d in corpus],
+                             progress=self.s.progress)
+        model_dir = folder / "model"
+        llm.save_pretrained(model_dir)  # a Hugging Face checkpoint, loaded back by path below
+        _write_json(folder / "summary.json", {"pivot": pivot, "final_loss": result.final_loss,
+                                              "steps": result.steps, "corpus": stats})
+        return model_dir
+
+    def compose_stack(self, pivot_dir: Path, seed: int, run: list[str]):
+        from ..compose import build_stack
+
+        overrides = llm_overrides(self.profile, path=pivot_dir) + vision_overrides(self.profile, seed) + run
+        cfg = self._resolve(overrides, vision=True)
+        return build_stack(cfg), cfg
+
+    def align(self, seed_dir: Path, seed: int, pivot_dir: Path, name: str, native: bool) -> tuple[Path, Any]:
+        from ..training import train_stage
+        from ..training.recipes import stage_config
+
+        p = self.profile
+        folder = seed_dir / "align" / name
+        run = run_overrides("align", folder, p.align_steps, p.align_batch, p.align_lr, seed, self.s.progress)
+        run.append("run.trainable=[vision,connector]")
+        stack, cfg = self.compose_stack(pivot_dir, seed, run)
+        cfg = stage_config(cfg, "align")
+        shares = {c: 1.0 for c in self.packs} if native else {"en": 1.0}
+        data = align_records(self.packs, shares, p.align_samples, seed, p.image_size)
+        train_stage(stack, cfg, train_samples=data, progress=self.s.progress)
+        return folder / "align", stack
+
+    def instruct(self, seed_dir: Path, seed: int, pivot_dir: Path, align_dir: Path, cond: Condition):
+        from ..training import train_stage
+        from ..training.recipes import stage_config
+
+        p = self.profile
+        folder = seed_dir / "conditions" / cond.name
+        run = run_overrides("instruct", folder, p.instruct_steps, p.instruct_batch, p.instruct_lr, seed,
+                            self.s.progress)
+        run.append(f"run.init_from={align_dir}")
+        stack, cfg = self.compose_stack(pivot_dir, seed, run)
+        cfg = stage_config(cfg, "instruct")
+        if cond.instruct == "native":
+            data = instruct_records(self.packs, p.instruct_samples, seed, caption_share=p.instruct_caption_share,
+                                    image_size=p.image_size, langs={c: 1.0 for c in self.packs})
+        else:
+            share = p.calibration_share if cond.instruct == "calibrated" else 0.0
+            data = instruct_records(self.packs, p.instruct_samples, seed, calibration_share=share,
+                                    targets=self.langs, caption_share=p.instruct_caption_share,
+                                    image_size=p.image_size)
+        train_stage(stack, cfg, train_samples=data, progress=self.s.progress)
+        return folder, stack
+
+    # -- evaluation -------------------------------------------------------------------
+    def generate(self, stack, items: list[EvalItem]) -> list[str]:
+        p = self.profile
+        responses: list[str | None] = [None] * len(items)
+        for task, limit in ((CAPTION_TASK, p.max_new_tokens), ("vqa", 16)):
+            index = [i for i, it in enumerate(items) if it.task == task]
+            out = stack.generate([items[i].image for i in index], [items[i].prompt for i in index],
+                                 batch_size=p.eval_batch, max_new_tokens=limit)
+            for i, text in zip(index, out):
+                responses[i] = text
+        return [r or "" for r in responses]
+
+    def evaluate(self, stack, items: list[EvalItem], folder: Path) -> dict[str, dict[str, float]]:
+        responses = self.generate(stack, items)
+        metrics, rows = score_responses(items, responses, self.packs)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "predictions.jsonl", "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        _write_json(folder / "metrics.json", metrics)
+        return metrics
+
+    def probe_pivot(self, stack, seed: int) -> dict[str, dict[str, float]]:
+        """Text-only: describe / answer about a scene whose description is given
+        in English, instructions and answers in L (the cross-lingual ability
+        the image features will have to ride on), and in L itself."""
+        from .probe import probe_items, score_probe
+
+        items = probe_items(self.packs, self.langs, self.profile.probe_scenes, seed)
+        p = self.profile
+        responses: list[str] = [""] * len(items)
+        for task, limit in ((CAPTION_TASK, p.max_new_tokens), ("vqa", 16)):
+            index = [i for i, it in enumerate(items) if it.task == task]
+            out = stack.generate(None, [items[i].prompt for i in index], batch_size=p.eval_batch,
+                                 max_new_tokens=limit)
+            for i, text in zip(index, out):
+                responses[i] = text
+        return score_probe(items, responses, self.packs)
+
+    # -- one seed -----------------------------------------------------------------------
+    def run_seed(self, seed: int) -> dict[str, Any]:
+        p, out = self.profile, self.s.out / f"seed{seed}"
+        out.mkdir(parents=True, exist_ok=True)
+        wanted = [CONDITIONS[c] for c in self.s.conditions]
+        pivots = sorted({c.pivot for c in wanted}, key=PIVOTS.index)
+        steps = len(pivots) + len({(c.pivot, c.align) for c in wanted}) + len(wanted)
+        done = 0
+
+        def step(message: str) -> None:
+            nonlocal done
+            done += 1
+            _log(f"seed {seed} [{done}/{steps}] {message}")
+
+        tok_dir = self._timed("tokenizer", lambda: self.train_tokenizer(out, seed))
+        pivot_dirs: dict[str, Path] = {}
+        for pivot in pivots:
+            step(f"pretrain pivot '{pivot}' ({p.pretrain_steps} steps, "
+                 f"{'with' if pivot == 'mpm' else 'without'} parallel text)")
+            pivot_dirs[pivot] = self._timed(f"pretrain/{pivot}", lambda pv=pivot: self.pretrain(out, seed, pv, tok_dir))
+        items = eval_items(self.packs, list(self.packs), p.eval_scenes, seed, p.questions_per_scene, p.image_size)
+        probes: dict[str, Any] = {}
+        aligned: dict[tuple[str, str], Path] = {}
+        results: dict[str, Any] = {}
+        for cond in wanted:
+            key = (cond.pivot, cond.align)
+            if key not in aligned:
+                name = f"{cond.pivot}-{cond.align}"
+                step(f"align '{name}' ({p.align_steps} steps, "
+                     f"{'English' if cond.align == 'en' else 'every language'} captions, LLM frozen)")
+                aligned[key], stack = self._timed(
+                    f"align/{name}", lambda c=cond, n=name: self.align(out, seed, pivot_dirs[c.pivot], n,
+                                                                       c.align == "native"))
+                if cond.pivot not in probes and p.probe_scenes > 0:
+                    probes[cond.pivot] = self._timed(f"probe/{cond.pivot}",
+                                                     lambda st=stack: self.probe_pivot(st, seed))
+                del stack
+            step(f"instruct '{cond.name}' ({p.instruct_steps} steps) + evaluation")
+            folder, stack = self._timed(f"instruct/{cond.name}", lambda c=cond, k=key: self.instruct(
+                out, seed, pivot_dirs[c.pivot], aligned[k], c))
+            results[cond.name] = self._timed(f"eval/{cond.name}",
+                                             lambda st=stack, f=folder: self.evaluate(st, items, f / "eval"))
+            del stack
+        seed_result = {"seed": seed, "conditions": results, "probe": probes}
+        _write_json(out / "results.json", seed_result)
+        return seed_result
+
+    def run(self) -> dict[str, Any]:
+        from .report import aggregate, write_report
+
+        started = time.time()
+        self.s.out.mkdir(parents=True, exist_ok=True)
+        settings = {"profile": asdict(self.profile), "langs": self.langs, "conditions": self.s.conditions,
+                    "command": self.s.command}
+        _write_json(self.s.out / "settings.json", settings)
+        _log(f"profile '{self.profile.name}', languages en + {', '.join(self.langs)}, seeds "
+             f"{self.profile.seeds}, conditions {', '.join(self.s.conditions)}; writing to {self.s.out}")
+        per_seed = [self.run_seed(seed) for seed in self.profile.seeds]
+        summary = aggregate(per_seed, list(self.packs), self.s.conditions)
+        summary.update(
+            profile=self.profile.name, settings=settings, command=self.s.command,
+            timings_s=self.timings, total_s=round(time.time() - started, 1),
+            environment={"python": platform.python_version(), "cpus": os.cpu_count(),
+                         "torch_threads": _torch_threads()},
+            conditions_described={c: CONDITIONS[c].description for c in self.s.conditions},
+        )
+        write_report(summary, self.s.out)
+        return summary
+
+
+def corpus_stats(corpus: list[Document]) -> dict[str, Any]:
+    from collections import Counter
+
+    kinds = Counter(d.kind for d in corpus)
+    langs = Counter(d.lang for d in corpus)
+    return {"documents": len(corpus), "parallel": sum(d.parallel for d in corpus),
+            "by_kind": dict(sorted(kinds.items())), "by_language": dict(sorted(langs.items()))}
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _write_json(path: Path, data: Mapping[str, Any] | list[Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=_jsonable), encoding="utf-8")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float):
+        return None
+    return str(value)

@@ -1,0 +1,113 @@
+"""Sizes and budgets of ``mpm demo`` (torch-free).
+
+``quick`` is sized to finish within about five minutes on two CPU cores for
+three target languages; it checks that the whole pipeline runs, its numbers
+are indicative only. ``full`` trains longer, on more data, with several seeds
+and reports mean and spread; it is the profile the README's table comes from.
+Every condition of a profile uses the same settings: nothing is tuned per
+language or per condition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError, did_you_mean
+
+
+@dataclass
+class Profile:
+    name: str
+    seeds: list[int] = field(default_factory=lambda: [0])
+    # -- pivot LLM (a tiny Llama, trained from scratch) ---------------------------
+    vocab_size: int = 800
+    llm_hidden: int = 64
+    llm_layers: int = 3
+    llm_heads: int = 4
+    llm_intermediate: int = 192
+    corpus_documents: int = 20000
+    pretrain_steps: int = 1000
+    pretrain_batch: int = 32
+    pretrain_lr: float = 3e-3
+    # -- vision encoder (tiny CLIP tower, trained from scratch in align) ----------
+    image_size: int = 64
+    patch_size: int = 16
+    vision_hidden: int = 64
+    vision_layers: int = 2
+    vision_heads: int = 4
+    connector: str = "mlp2x_gelu"
+    # -- stages ---------------------------------------------------------------------
+    align_samples: int = 8000
+    align_steps: int = 400
+    align_batch: int = 32
+    align_lr: float = 2e-3
+    instruct_samples: int = 8000
+    instruct_steps: int = 200
+    instruct_batch: int = 32
+    instruct_lr: float = 5e-4
+    instruct_caption_share: float = 0.3
+    calibration_share: float = 0.02
+    # -- evaluation -----------------------------------------------------------------
+    eval_scenes: int = 40
+    questions_per_scene: int = 2
+    probe_scenes: int = 24  # text-only probe of the pivots' cross-lingual ability
+    max_new_tokens: int = 48
+    eval_batch: int = 64
+
+    def replace(self, **changes: Any) -> Profile:
+        return dataclasses.replace(self, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(name="quick"),
+    "full": Profile(
+        name="full",
+        seeds=[0, 1, 2],
+        corpus_documents=40000,
+        pretrain_steps=3000,
+        align_samples=16000,
+        align_steps=1000,
+        instruct_samples=16000,
+        instruct_steps=500,
+        eval_scenes=100,
+        probe_scenes=60,
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ConfigError(f"unknown demo profile '{name}'.{did_you_mean(name, PROFILES)} "
+                          f"Profiles: {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def apply_overrides(profile: Profile, overrides: list[str]) -> Profile:
+    """``key=value`` changes to a profile (``pretrain_steps=200``), type-checked."""
+    fields = {f.name: f for f in dataclasses.fields(Profile)}
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"profile override {item!r} is not of the form key=value")
+        if key not in fields or key == "name":
+            raise ConfigError(f"unknown profile setting '{key}'.{did_you_mean(key, fields)} "
+                              f"Settings: {', '.join(k for k in fields if k != 'name')}")
+        current = getattr(profile, key)
+        try:
+            if isinstance(current, bool):
+                value: Any = raw.lower() in ("1", "true", "yes")
+            elif isinstance(current, int):
+                value = int(raw)
+            elif isinstance(current, float):
+                value = float(raw)
+            elif isinstance(current, list):
+                value = [int(v) for v in raw.split(",") if v.strip()]
+            else:
+                value = raw
+        except ValueError:
+            raise ConfigError(f"profile setting {key} expects {type(current).__name__}, got {raw!r}") from None
+        changes[key] = value
+    return profile.replace(**changes)

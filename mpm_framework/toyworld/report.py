@@ -1,0 +1,193 @@
+"""The demo's results: aggregation over seeds, the targets, markdown, JSON, PNG."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .scoring import DIAGNOSTICS, METRICS
+
+TITLES = {
+    "caption_f1": "Caption attribute F1",
+    "vqa_acc": "VQA accuracy",
+    "lang_rate": "Response-language rate",
+    "caption_f1_any": "Caption F1, English content also accepted",
+    "vqa_acc_any": "VQA accuracy, English answers also accepted",
+}
+# What MPM predicts, checked on every full run (see the issue / README).
+ZERO_SHOT_MIN = 0.8  # mpm / native, caption F1 and VQA accuracy
+NO_PIVOT_MAX = 0.5  # no-pivot / native
+RATE_CAL0_MAX = 0.5  # response-language rate without calibration
+RATE_CAL_MIN = 0.95  # ... with the calibration share
+
+
+def _stats(values: Sequence[float]) -> dict[str, Any]:
+    vals = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
+    if not vals:
+        return {"mean": float("nan"), "std": float("nan"), "n": 0, "values": list(values)}
+    mean = sum(vals) / len(vals)
+    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+    return {"mean": mean, "std": std, "n": len(vals), "values": vals}
+
+
+def aggregate(per_seed: list[dict[str, Any]], langs: list[str], conditions: list[str]) -> dict[str, Any]:
+    table: dict[str, Any] = {}
+    for cond in conditions:
+        table[cond] = {}
+        for lang in langs:
+            table[cond][lang] = {
+                m: _stats([s["conditions"][cond][lang][m] for s in per_seed if cond in s["conditions"]])
+                for m in (*METRICS, *DIAGNOSTICS)
+            }
+    probe: dict[str, Any] = {}
+    for pivot in sorted({p for s in per_seed for p in s.get("probe", {})}):
+        keys = sorted({k for s in per_seed for k in s["probe"].get(pivot, {})})
+        probe[pivot] = {k: {m: _stats([s["probe"][pivot][k][m] for s in per_seed if pivot in s["probe"]])
+                            for m in ("caption_f1", "vqa_acc")} for k in keys}
+    summary = {"langs": langs, "seeds": [s["seed"] for s in per_seed], "table": table, "probe": probe}
+    summary["targets"] = check_targets(table, [c for c in langs if c != "en"])
+    return summary
+
+
+def _mean(table: dict[str, Any], cond: str, lang: str, metric: str) -> float | None:
+    try:
+        return table[cond][lang][metric]["mean"]
+    except KeyError:
+        return None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or math.isnan(a) or math.isnan(b) or b <= 0:
+        return None
+    return a / b
+
+
+def check_targets(table: dict[str, Any], targets: list[str]) -> list[dict[str, Any]]:
+    """The issue's expected outcomes, each with its value and verdict."""
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, lang: str, value: float | None, op: str, threshold: float) -> None:
+        passed = None if value is None else (value >= threshold if op == ">=" else
+                                             value <= threshold if op == "<=" else value < threshold)
+        rows.append({"target": name, "lang": lang, "value": value, "op": op, "threshold": threshold,
+                     "passed": passed})
+
+    for lang in targets:
+        for metric in ("caption_f1", "vqa_acc"):
+            native = _mean(table, "native", lang, metric)
+            add(f"mpm / native {metric}", lang, _ratio(_mean(table, "mpm", lang, metric), native), ">=",
+                ZERO_SHOT_MIN)
+            add(f"no-pivot / native {metric}", lang, _ratio(_mean(table, "no-pivot", lang, metric), native),
+                "<=", NO_PIVOT_MAX)
+        add("lang_rate mpm-cal0", lang, _mean(table, "mpm-cal0", lang, "lang_rate"), "<", RATE_CAL0_MAX)
+        add("lang_rate mpm", lang, _mean(table, "mpm", lang, "lang_rate"), ">=", RATE_CAL_MIN)
+    return [r for r in rows if r["value"] is not None or r["target"].startswith("lang_rate")]
+
+
+def _cell(stats: dict[str, Any], seeds: int) -> str:
+    mean = stats.get("mean", float("nan"))
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    return f"{mean:.2f} ± {stats['std']:.2f}" if seeds > 1 else f"{mean:.2f}"
+
+
+def to_markdown(summary: dict[str, Any]) -> str:
+    langs, table, seeds = summary["langs"], summary["table"], len(summary["seeds"])
+    lines = [
+        f"## MPM toy-world demo — profile `{summary['profile']}`",
+        "",
+        f"Command: `{summary.get('command') or 'mpm demo'}`  ",
+        f"Seeds: {', '.join(map(str, summary['seeds']))}"
+        + (" (mean ± standard deviation over seeds)" if seeds > 1 else "")
+        + f"; held-out scenes per language: {summary['settings']['profile']['eval_scenes']}; "
+        f"total time {summary['total_s']:.0f} s on {summary['environment']['cpus']} CPU(s).",
+        "",
+        "Conditions: " + "; ".join(f"**{c}** — {d}" for c, d in summary["conditions_described"].items()) + ".",
+        "",
+    ]
+    for metric in (*METRICS, *DIAGNOSTICS):
+        lines += [f"### {TITLES[metric]}", "", "| condition | " + " | ".join(langs) + " |",
+                  "|---|" + "---|" * len(langs)]
+        for cond, per_lang in table.items():
+            lines.append(f"| {cond} | " + " | ".join(_cell(per_lang[lang][metric], seeds) for lang in langs) + " |")
+        lines.append("")
+    if summary.get("probe"):
+        keys = sorted({k for per in summary["probe"].values() for k in per})
+        lines += ["### Pivot probe (text only: description given as text, in L or in English)", "",
+                  "| pivot | metric | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+        for pivot, per in summary["probe"].items():
+            for metric in ("caption_f1", "vqa_acc"):
+                lines.append(f"| {pivot} | {metric} | "
+                             + " | ".join(_cell(per[k][metric], seeds) if k in per else "–" for k in keys) + " |")
+        lines.append("")
+    if summary.get("targets"):
+        lines += ["### Targets (what MPM predicts)", "", "| target | lang | value | expected | met |",
+                  "|---|---|---|---|---|"]
+        for t in summary["targets"]:
+            value = "–" if t["value"] is None or math.isnan(t["value"]) else f"{t['value']:.2f}"
+            met = {True: "yes", False: "**no**", None: "–"}[t["passed"]]
+            lines.append(f"| {t['target']} | {t['lang']} | {value} | {t['op']} {t['threshold']} | {met} |")
+        lines.append("")
+    timings = summary.get("timings_s", {})
+    if timings:
+        lines += ["### Time per phase (s, all seeds)", "",
+                  ", ".join(f"{k} {v:.0f}" for k, v in timings.items()), ""]
+    return "\n".join(lines)
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    langs, table = summary["langs"], summary["table"]
+    conditions = list(table)
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.6), sharey=True)
+    width = 0.8 / max(1, len(conditions))
+    for ax, metric in zip(axes, METRICS):
+        for i, cond in enumerate(conditions):
+            means = [table[cond][lang][metric]["mean"] for lang in langs]
+            stds = [table[cond][lang][metric]["std"] for lang in langs]
+            xs = [j + (i - (len(conditions) - 1) / 2) * width for j in range(len(langs))]
+            means = [0.0 if m is None or math.isnan(m) else m for m in means]
+            stds = [0.0 if s is None or math.isnan(s) else s for s in stds]
+            ax.bar(xs, means, width, yerr=stds if len(summary["seeds"]) > 1 else None, label=cond, capsize=2)
+        ax.set_xticks(range(len(langs)), langs)
+        ax.set_title(TITLES[metric], fontsize=10)
+        ax.set_ylim(0, 1.05)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.suptitle(f"MPM toy world — profile {summary['profile']}, seeds {summary['seeds']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(summary: dict[str, Any], out: Path) -> dict[str, Path]:
+    """``results.md``, ``results.json`` and ``results.png`` in ``out``; prints the table."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"markdown": out / "results.md", "json": out / "results.json", "chart": out / "results.png"}
+    markdown = to_markdown(summary)
+    paths["markdown"].write_text(markdown + "\n", encoding="utf-8")
+    paths["json"].write_text(json.dumps(_clean(summary), indent=2, ensure_ascii=False), encoding="utf-8")
+    plot(summary, paths["chart"])
+    print(markdown, flush=True)
+    print("\n".join(f"{k}: {v}" for k, v in paths.items()), flush=True)
+    return paths
+
+
+def _clean(value: Any) -> Any:
+    """NaN -> null, so the JSON is standard."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
