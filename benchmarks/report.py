@@ -1,4 +1,14 @@
-"""Turn pytest-benchmark JSON into RESULTS.md: each figure beside its peer."""
+"""Turn pytest-benchmark JSON into RESULTS.md: each figure beside its peer.
+
+    python benchmarks/report.py results.json RESULTS.md [notes.md]
+
+Headline figures come from the benchmarks' ``extra_info`` (see conftest.py):
+``versus`` names the benchmark compared with, ``ratio`` how (``speedup``: the
+other's time per unit / ours, higher is better; ``time``: ours / the other's,
+lower is better), ``target`` the goal. Training benchmarks carrying
+``model_flops`` and ``peak_gflops`` also get an MFU. ``notes.md`` (what was
+tried, what would help) is appended verbatim.
+"""
 
 from __future__ import annotations
 
@@ -9,46 +19,148 @@ from pathlib import Path
 
 
 def _fmt_seconds(s: float) -> str:
+    if s < 1e-3:
+        return f"{s * 1e6:.0f} us"
     return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
 
 
-def render(data: dict) -> str:
+def _median(bench: dict) -> float:
+    return bench["stats"]["median"]
+
+
+def _info(bench: dict) -> dict:
+    return bench.get("extra_info", {})
+
+
+def _header(data: dict) -> list[str]:
     machine = data.get("machine_info", {})
-    lines = ["# Benchmark results", "",
-             f"- machine: {machine.get('cpu', {}).get('brand_raw', machine.get('processor', '?'))}, "
-             f"{machine.get('cpu', {}).get('count', '?')} cores, {machine.get('system', '')} "
-             f"{machine.get('release', '')}",
-             f"- python {machine.get('python_version', '?')}; date {data.get('datetime', '?')}"]
-    versions = {}
+    cpu = machine.get("cpu", {})
+    versions: dict[str, str] = {}
+    sizes, devices = set(), set()
     for bench in data["benchmarks"]:
-        versions.update(bench.get("extra_info", {}).get("versions", {}))
-    if versions:
-        lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+        info = _info(bench)
+        versions.update(info.get("versions", {}))
+        sizes.add(info.get("size", "?"))
+        devices.add(info.get("device", "cpu"))
+    lines = ["# Benchmark results", "",
+             f"- machine: {cpu.get('brand_raw', machine.get('processor', '?'))}, {cpu.get('count', '?')} cores, "
+             f"{machine.get('system', '')} {machine.get('release', '')}"]
+    if versions.get("gpu"):
+        lines.append(f"- GPU: {versions['gpu']} (CUDA {versions.get('cuda', '?')})")
+    lines.append(f"- python {machine.get('python_version', '?')}; date {data.get('datetime', '?')}")
+    shown = {k: v for k, v in versions.items() if k not in ("gpu", "cuda", "python")}
+    if shown:
+        lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(shown.items())))
+    lines.append(f"- model sizes: {', '.join(sorted(sizes))}; device: {', '.join(sorted(devices))}")
     lines.append("")
+    return lines
+
+
+def _ratio(bench: dict, ref: dict) -> float:
+    info, ref_info = _info(bench), _info(ref)
+    ours = _median(bench) / float(info.get("units", 1))
+    theirs = _median(ref) / float(ref_info.get("units", 1))
+    return theirs / ours if info.get("ratio", "speedup") == "speedup" else ours / theirs
+
+
+def _met(value: float, target: float | None, higher_is_better: bool) -> str:
+    if target is None:
+        return ""
+    ok = value >= target if higher_is_better else value <= target
+    return "yes" if ok else "**no**"
+
+
+def summary(data: dict) -> list[str]:
+    by_key = {_info(b)["key"]: b for b in data["benchmarks"] if "key" in _info(b)}
+    rows = []
+    for bench in data["benchmarks"]:
+        info = _info(bench)
+        if "versus" not in info:
+            continue
+        ref = by_key.get(info["versus"])
+        kind = info.get("ratio", "speedup")
+        target = info.get("target")
+        unit = "x throughput" if kind == "speedup" else "x time"
+        if ref is None:
+            rows.append(f"| {info['key']} | {_fmt_seconds(_median(bench))} | {info['versus']}: not measured in "
+                        f"this run | | {target} | |")
+            continue
+        value = _ratio(bench, ref)
+        sign = ">=" if kind == "speedup" else "<="
+        label = info.get("versus_label", info["versus"])
+        rows.append(f"| {info['key']} | {_fmt_seconds(_median(bench))} | {label}: {_fmt_seconds(_median(ref))} | "
+                    f"{value:.2f}{unit} | {sign} {target} | {_met(value, target, kind == 'speedup')} |")
+    if not rows:
+        return []
+    return ["## Summary: ours against the peer (same run)", "",
+            "| figure | ours (median) | compared with (median) | ratio | target | met |",
+            "|---|---|---|---|---|---|", *rows, ""]
+
+
+def mfu_table(data: dict) -> list[str]:
+    rows = []
+    for bench in data["benchmarks"]:
+        info = _info(bench)
+        if "model_flops" not in info or not info.get("peak_gflops"):
+            continue
+        peak = float(info["peak_gflops"]) * 1e9
+        achieved = info["model_flops"] / _median(bench)
+        mfu = achieved / peak
+        planner = info.get("planner_flops")
+        planner_mfu = f"{planner / _median(bench) / peak:.1%}" if planner else ""
+        target = info.get("mfu_target")
+        rows.append(f"| {info.get('key', bench['name'])} | {info['model_flops'] / 1e9:.1f} | "
+                    f"{_fmt_seconds(_median(bench))} | {achieved / 1e9:.1f} | {info['peak_gflops']:.1f} | "
+                    f"{mfu:.1%} | {planner_mfu} | {'' if target is None else f'>= {target:.0%}'} | "
+                    f"{_met(mfu, target, True)} |")
+    if not rows:
+        return []
+    return ["## MFU of the training step", "",
+            "Model FLOPs: matmuls and attention of the step's samples without padding, forward and "
+            "backward, only the work the loss needs (LM head on label tokens, no weight gradients of "
+            "the frozen LLM), the same count for ours and the peer. Peak: `torch.mm` measured in the "
+            "same process. The planner's column uses `planning.estimate.flops_per_step` for the "
+            "padded batch instead.", "",
+            "| benchmark | model GFLOP | step (median) | achieved GFLOP/s | peak GFLOP/s | MFU | "
+            "MFU (planner's FLOPs) | target | met |",
+            "|---|---|---|---|---|---|---|---|---|", *rows, ""]
+
+
+def details(data: dict) -> list[str]:
+    lines = ["## All measurements", ""]
     groups: dict[str, list[dict]] = defaultdict(list)
     for bench in data["benchmarks"]:
         groups[bench["group"] or bench["name"]].append(bench)
+    skip = {"impl", "versions", "ratio", "key", "versus", "target", "size", "device", "model_flops",
+            "planner_flops", "peak_gflops", "mfu_target", "versus_label"}
     for group, benches in groups.items():
-        lines += [f"## {group}", "", "| benchmark | impl | median | rounds | ratio to peer | notes |",
-                  "|---|---|---|---|---|---|"]
-        peers = [b for b in benches if b.get("extra_info", {}).get("impl") == "peer"]
-        peer_median = min((b["stats"]["median"] for b in peers), default=None)
+        lines += [f"### {group}", "", "| benchmark | impl | median | min | rounds | ratio to peer | notes |",
+                  "|---|---|---|---|---|---|---|"]
+        peers = [b for b in benches if _info(b).get("impl") == "peer"]
+        peer_median = min((_median(b) for b in peers), default=None)
         for b in sorted(benches, key=lambda b: b["name"]):
-            info = b.get("extra_info", {})
-            median = b["stats"]["median"]
-            ratio = "" if peer_median is None or info.get("impl") == "peer" else f"{median / peer_median:.3f}x time"
-            if info.get("ratio"):
-                ratio = info["ratio"]
-            notes = "; ".join(f"{k}={v}" for k, v in info.items() if k not in ("impl", "versions", "ratio"))
-            lines.append(f"| {b['name']} | {info.get('impl', '')} | {_fmt_seconds(median)} | "
-                         f"{b['stats']['rounds']} | {ratio} | {notes} |")
+            info = _info(b)
+            ratio = ""
+            if peer_median is not None and info.get("impl") != "peer":
+                ratio = f"{peer_median / _median(b):.2f}x throughput"
+            notes = "; ".join(f"{k}={v}" for k, v in info.items() if k not in skip)
+            lines.append(f"| {b['name']} | {info.get('impl', '')} | {_fmt_seconds(_median(b))} | "
+                         f"{_fmt_seconds(b['stats']['min'])} | {b['stats']['rounds']} | {ratio} | {notes} |")
         lines.append("")
+    return lines
+
+
+def render(data: dict, notes: str | None = None) -> str:
+    lines = _header(data) + summary(data) + mfu_table(data) + details(data)
+    if notes:
+        lines += [notes.rstrip(), ""]
     return "\n".join(lines)
 
 
 def main() -> None:
     data = json.loads(Path(sys.argv[1]).read_text())
-    Path(sys.argv[2]).write_text(render(data))
+    notes = Path(sys.argv[3]).read_text() if len(sys.argv) > 3 and Path(sys.argv[3]).is_file() else None
+    Path(sys.argv[2]).write_text(render(data, notes))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
 """Run the benchmark suites and write benchmarks/RESULTS.md.
 
-    python benchmarks/run.py                 # CPU
-    python benchmarks/run.py --device cuda   # on a GPU machine (results kept separately)
+    python benchmarks/run.py                 # CPU -> RESULTS.md
+    python benchmarks/run.py --device cuda   # on a GPU machine -> RESULTS-cuda.md (kept separately)
+    python benchmarks/run.py -k generate     # a subset
+
+The "small" model sizes of the issue are used (``--size smoke`` for a quick
+look). Each figure is a ratio to the peer measured in the same run;
+``notes.md`` (what was tried) is appended to the results.
 """
 
 from __future__ import annotations
@@ -18,11 +23,14 @@ HERE = Path(__file__).resolve().parent
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--size", default="small", choices=["small", "smoke"])
     parser.add_argument("-k", default=None, help="pytest -k expression to select benchmarks")
     args = parser.parse_args()
     suffix = "" if args.device == "cpu" else f"-{args.device}"
+    if args.size != "small":
+        suffix += f"-{args.size}"
     json_path = HERE / f"results{suffix}.json"
-    env = dict(os.environ, MPM_BENCH_DEVICE=args.device)
+    env = dict(os.environ, MPM_BENCH_DEVICE=args.device, MPM_BENCH_SIZE=args.size)
     cmd = [sys.executable, "-m", "pytest", str(HERE), "-p", "no:randomly", "--benchmark-enable",
            "--benchmark-only", f"--benchmark-json={json_path}", "-q"]
     if args.k:
@@ -30,7 +38,8 @@ def main() -> int:
     code = subprocess.call(cmd, env=env)
     if json_path.exists():
         out = HERE / f"RESULTS{suffix}.md"
-        subprocess.check_call([sys.executable, str(HERE / "report.py"), str(json_path), str(out)])
+        subprocess.check_call([sys.executable, str(HERE / "report.py"), str(json_path), str(out),
+                               str(HERE / "notes.md")])
         print(f"wrote {out}")
     return code
 

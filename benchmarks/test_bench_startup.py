@@ -19,11 +19,12 @@ def _run(cmd):
 
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_startup_mpm(benchmark, tag, name):
-    tag("startup", "mpm", command=name)
+    tag("startup", "mpm", command=name, key=f"startup/{name}", versus="startup/import torch", ratio="time",
+        target=0.25)
     benchmark.pedantic(_run, args=(COMMANDS[name],), rounds=5, iterations=1, warmup_rounds=1)
 
 
 def test_startup_import_torch(benchmark, tag):
-    tag("startup", "peer", command="python -c 'import torch'")
+    tag("startup", "peer", command="python -c 'import torch'", key="startup/import torch")
     benchmark.pedantic(_run, args=([sys.executable, "-c", "import torch"],), rounds=5, iterations=1,
                        warmup_rounds=1)
