@@ -14,9 +14,9 @@ from .hookspecs import hookimpl
 
 
 def compose(*args: Any, **kwargs: Any):
-    from .compose import compose as _compose
+    from .composition import compose as _compose
 
     return _compose(*args, **kwargs)
 
 
-compose.__doc__ = "Build a stack from component names; see :func:`mpm_framework.compose.compose`."
+compose.__doc__ = "Build a stack from component names; see :func:`mpm_framework.composition.compose`."

@@ -76,7 +76,7 @@ def _pivot_llm(name: str | None, run_dir: str | None, overrides: list[str], targ
 
 def _language_name(code: str) -> str:
     try:
-        from ..compose import load_language
+        from ..composition import load_language
 
         return load_language(code).name
     except MPMError:

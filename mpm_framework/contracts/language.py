@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..toyworld.scene import ObjectSpec, Question, Scene
@@ -46,6 +47,10 @@ class LanguagePack(ABC):
     def tokenize(self, text: str) -> list[str]:
         """Words for metrics (BLEU/CIDEr/VQA normalisation)."""
 
+    def tokenize_many(self, texts: Sequence[str]) -> list[list[str]]:
+        """:meth:`tokenize` over many texts (packs may batch)."""
+        return [self.tokenize(t) for t in texts]
+
     @property
     def tokenizer_route(self) -> str:
         """Which tokenisation route ``tokenize`` took (e.g. 'stanza-full')."""
@@ -54,6 +59,30 @@ class LanguagePack(ABC):
     def normalize_answer(self, text: str) -> str:
         """Answer normalisation for VQA exact match."""
         return " ".join(self.tokenize(text.lower().strip().rstrip(".!?。！？")))
+
+    # -- language identification -----------------------------------------------
+    def owns_word(self, word: str) -> bool:
+        """Whether ``word`` belongs to this pack's own vocabulary: evidence for
+        language ID on answers too short for a statistical detector."""
+        return False
+
+    def identify(self, text: str, candidates: Iterable[LanguagePack | str] | None = None) -> str | None:
+        """The language code of ``text`` among this pack and ``candidates``
+        (default: every installed pack); None when the text has no letters."""
+        from ..text import langid
+
+        return langid.identify(text, self._with_self(candidates))
+
+    def is_own_language(self, text: str, candidates: Iterable[LanguagePack | str] | None = None) -> bool | None:
+        """Whether ``text`` is in this pack's language (None: no letters)."""
+        from ..text import langid
+
+        return langid.is_language(text, self.code, self._with_self(candidates))
+
+    def _with_self(self, candidates: Iterable[LanguagePack | str] | None) -> list[LanguagePack]:
+        from ..text import langid
+
+        return [self, *[p for p in langid.resolve(candidates) if p.code != self.code]]
 
     # -- toy world -------------------------------------------------------------
     @abstractmethod

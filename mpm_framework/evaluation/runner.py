@@ -15,7 +15,7 @@ def _pack(code: str, stack=None):
     languages = getattr(stack, "languages", None) or {}
     if code in languages:
         return languages[code]
-    from ..compose import load_language
+    from ..composition import load_language
 
     return load_language(code)
 

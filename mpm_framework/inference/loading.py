@@ -43,7 +43,7 @@ def load_chat_stack(spec=None, checkpoint: str | Path | None = None, device: str
     if checkpoint is not None:
         stack = load_run_stack(checkpoint)
     else:
-        from ..compose import build_stack
+        from ..composition import build_stack
 
         stack = build_stack(spec.resolve())
     if not isinstance(stack, ChatStack):

@@ -228,7 +228,7 @@ def make_plan(
 ) -> Plan:
     """Plan ``cfg`` (a resolved config) on ``hardware``; nothing is allocated
     unless activations are traced on a model that fits the host easily."""
-    from ..compose import build_stack
+    from ..composition import build_stack
     from ..training.recipes import stage_config
 
     cfg = stage_config(cfg, stage)  # the recipe's stages.<stage> overrides, validated

@@ -27,7 +27,7 @@ def _status_kib(field: str) -> int:
 def measure_step(cfg_path: str, micro_batch: int, seq_len: int) -> dict[str, int]:
     import torch
 
-    from ..compose import build_stack
+    from ..composition import build_stack
     from ..config.loading import resolve_config
     from .estimate import stage_trainable
 

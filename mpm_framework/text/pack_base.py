@@ -9,7 +9,7 @@ are comparable across languages.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from ..contracts.language import LanguagePack
 from ..toyworld.scene import ObjectSpec
@@ -64,18 +64,6 @@ class BaseLanguagePack(LanguagePack):
 
     def owns_word(self, word: str) -> bool:
         return word.lower() in self.vocabulary()
-
-    def identify(self, text: str, candidates: Iterable[LanguagePack | str] | None = None) -> str | None:
-        """The language of ``text`` among ``candidates`` (default: installed packs)."""
-        return langid.identify(text, self._with_self(candidates))
-
-    def is_own_language(self, text: str, candidates: Iterable[LanguagePack | str] | None = None) -> bool | None:
-        """Whether ``text`` is in this pack's language (None: no letters)."""
-        return langid.is_language(text, self.code, self._with_self(candidates))
-
-    def _with_self(self, candidates: Iterable[LanguagePack | str] | None) -> list[LanguagePack]:
-        packs = langid.resolve(candidates)
-        return [self, *[p for p in packs if p.code != self.code]]
 
     # -- toy world: parsing is shared ------------------------------------------------
     def parse_caption(self, text: str) -> list[ObjectSpec]:

@@ -35,7 +35,7 @@ def _finished(folder: Path, max_steps: int) -> bool:
 def run_chain(cfg: Any, stages: list[str], resume: bool = False, progress: bool = True) -> list[Any]:
     """Train ``stages`` in order, each built fresh from ``cfg`` and started from
     the previous stage's final weights (unless ``run.init_from`` says otherwise)."""
-    from ..compose import build_stack
+    from ..composition import build_stack
     from .trainer import train_stage
 
     results = []

@@ -108,7 +108,7 @@ def load_weights(stack: Any, path: str | Path, stage: str | None = None) -> list
 
 def load_run(run_dir: str | Path, stage: str | None = None, device: str = "cpu"):
     """The trained stack of a run folder (or stage folder), ready for inference."""
-    from ..compose import build_stack
+    from ..composition import build_stack
     from ..config.loading import resolve_config
     from .lora import apply_lora
 

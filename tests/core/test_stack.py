@@ -79,3 +79,14 @@ def test_meta_build_allocates_nothing(tiny_components):
     assert all(p.is_meta for p in stack.parameters())
     real = compose(llm="tiny-llm", vision="tiny-vision")
     assert sum(p.numel() for p in stack.parameters()) == sum(p.numel() for p in real.parameters())
+
+
+def test_top_level_compose_survives_submodule_imports():
+    """`mpm_framework.compose` must stay the function whatever was imported before."""
+    import importlib
+
+    import mpm_framework
+
+    for name in ("composition", "stacks.chat", "config.loading", "planning.estimate"):
+        importlib.import_module(f"mpm_framework.{name}")
+    assert callable(mpm_framework.compose)

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from mpm_framework.cli.main import cli
-from mpm_framework.compose import compose
+from mpm_framework.composition import compose
 from mpm_framework.evaluation.metrics import bleu, cider
 
 TINY = ["compose", "--llm", "tiny-llm", "--vision", "tiny-vision"]

@@ -22,7 +22,7 @@ def run_dir(tiny_components, tmp_path):
     <stage>/final/model.safetensors), whose training data no longer exists."""
     from safetensors.torch import save_file
 
-    from mpm_framework.compose import build_stack
+    from mpm_framework.composition import build_stack
     from mpm_framework.config.loading import resolve_config, save_config
 
     cfg = resolve_config(recipe={"model": {"llm": "tiny-llm", "vision": "tiny-vision"},
@@ -58,7 +58,7 @@ def test_chat_from_a_run_folder(run_dir, image):
                                       "What is this?", "--max-new-tokens", "8"])
     assert result.exit_code == 0, result.output
     assert result.output == expected + "\n"
-    from mpm_framework.compose import compose
+    from mpm_framework.composition import compose
 
     untrained, _ = compose(llm="tiny-llm", vision="tiny-vision").chat(image, "What is this?", max_new_tokens=8)
     assert untrained != expected  # the run's weights, not the components' initial ones, answered

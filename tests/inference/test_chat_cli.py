@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from mpm_framework.cli.main import cli
-from mpm_framework.compose import compose
+from mpm_framework.composition import compose
 
 TINY = ["compose", "--llm", "tiny-llm", "--vision", "tiny-vision"]
 

@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from mpm_framework.cli.main import cli
-from mpm_framework.compose import build_stack
+from mpm_framework.composition import build_stack
 from mpm_framework.config.loading import resolve_config
 from mpm_framework.planning.estimate import count_parameters, make_plan, state_bytes
 from mpm_framework.planning.hardware import GiB, Hardware, Precision, parse_size

@@ -226,7 +226,7 @@ def _recipe(tmp_path, pairs, **stages):
 
 
 def test_load_run_rebuilds_the_trained_stack(tiny_components, pairs_dir):
-    from mpm_framework.compose import build_stack
+    from mpm_framework.composition import build_stack
     from mpm_framework.config.loading import resolve_config
 
     cfg = resolve_config(recipe=_recipe(pairs_dir, pairs_dir / "pairs.jsonl"))
@@ -262,7 +262,7 @@ def test_recipe_chain_align_then_instruct(tiny_components, pairs_dir):
 
 
 def test_lora_trains_adapters_and_reloads(tiny_components, pairs_dir):
-    from mpm_framework.compose import build_stack
+    from mpm_framework.composition import build_stack
     from mpm_framework.config.loading import resolve_config
 
     recipe = _recipe(pairs_dir, pairs_dir / "pairs.jsonl")

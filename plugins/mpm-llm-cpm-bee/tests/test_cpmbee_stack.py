@@ -11,7 +11,7 @@ from mpm_llm_cpm_bee.cli import cpm_bee
 from mpm_llm_cpm_bee.pivot import CPMBeeLLM
 from mpm_llm_cpm_bee.testing import save_official
 
-from mpm_framework.compose import compose
+from mpm_framework.composition import compose
 from mpm_framework.contracts.prompt import Turn
 from mpm_framework.plugins import get_registry
 
