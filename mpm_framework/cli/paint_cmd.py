@@ -40,7 +40,7 @@ def load_paint_stack(spec, checkpoint: str | None, device: str | None):
 
         stack = load_run_stack(checkpoint)
     else:
-        from ..compose import build_stack
+        from ..composition import build_stack
 
         stack = build_stack(spec.resolve())
     if not isinstance(stack, PaintStack):

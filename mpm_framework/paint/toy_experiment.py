@@ -324,7 +324,7 @@ def run_paint_experiment(
     ``llm`` is any PivotLLM (kept frozen); ``languages`` are the target codes
     (English, the training language, is always evaluated too). ``packs`` can
     be passed in, else they are loaded from the registry."""
-    from ..compose import load_language
+    from ..composition import load_language
 
     started = time.time()
     prof = get_profile(profile)
@@ -414,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _load_llm(name: str, overrides: list[str]) -> PivotLLM:
     import os
 
-    from ..compose import _build
+    from ..composition import _build
     from ..config.loading import resolve_config
     from ..contracts.base import BuildContext
 

@@ -87,7 +87,7 @@ def _log(message: str) -> None:
 
 def load_packs(langs: list[str]) -> dict[str, LanguagePack]:
     """English plus the target languages, from the installed language packs."""
-    from ..compose import load_language
+    from ..composition import load_language
     from ..plugins import get_registry
 
     registry = get_registry()
@@ -233,7 +233,7 @@ class Demo:
         return model_dir
 
     def compose_stack(self, pivot_dir: Path, seed: int, run: list[str]):
-        from ..compose import build_stack
+        from ..composition import build_stack
 
         overrides = llm_overrides(self.profile, path=pivot_dir) + vision_overrides(self.profile, seed) + run
         cfg = self._resolve(overrides, vision=True)

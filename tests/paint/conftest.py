@@ -26,7 +26,7 @@ def paint_components(tiny_components, mpm_plugin):
 @pytest.fixture
 def make_paint_stack(paint_components):
     """``make_paint_stack("model.decoder.trainable=all", ...)``: a tiny stack."""
-    from mpm_framework.compose import compose
+    from mpm_framework.composition import compose
 
     def make(*overrides: str, lang=None):
         return compose(llm="tiny-llm", decoder="unet", lang=lang, overrides=[*TINY_DECODER, *overrides])

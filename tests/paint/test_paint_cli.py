@@ -66,7 +66,7 @@ def test_a_chat_stack_cannot_paint(tiny_components):
 
 
 def test_paint_from_a_trained_run(paint_components, tmp_path):
-    from mpm_framework.compose import build_stack
+    from mpm_framework.composition import build_stack
     from mpm_framework.config.loading import resolve_config
     from mpm_framework.paint.sampling import paint
     from mpm_framework.training import train_stage

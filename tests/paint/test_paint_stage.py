@@ -40,7 +40,7 @@ def _cfg(tmp_path, *extra):
 
 
 def test_the_paint_stage_trains_the_decoder_and_the_run_loads_back(paint_components, tmp_path):
-    from mpm_framework.compose import build_stack
+    from mpm_framework.composition import build_stack
     from mpm_framework.paint.sampling import paint
     from mpm_framework.training import load_run, train_stage
 
@@ -62,7 +62,7 @@ def test_the_paint_stage_trains_the_decoder_and_the_run_loads_back(paint_compone
 
 
 def test_pairs_in_a_language_the_stack_lacks_are_skipped_and_counted(paint_components, tmp_path):
-    from mpm_framework.compose import build_stack
+    from mpm_framework.composition import build_stack
     from mpm_framework.training import train_stage
 
     cfg = _cfg(tmp_path, "run.max_steps=2", "data.max_bad_fraction=0.5")
@@ -73,7 +73,7 @@ def test_pairs_in_a_language_the_stack_lacks_are_skipped_and_counted(paint_compo
 
 
 def test_the_paint_stage_refuses_a_chat_stack_and_a_trainable_llm(paint_components, tmp_path):
-    from mpm_framework.compose import build_stack
+    from mpm_framework.composition import build_stack
     from mpm_framework.testing import tiny_chat_stack
     from mpm_framework.training import train_stage
 

@@ -225,7 +225,7 @@ def test_registration_and_config_import_no_torch():
 
 
 def test_compose_builds_a_paint_stack_with_the_unet(paint_components):
-    from mpm_framework.compose import compose
+    from mpm_framework.composition import compose
     from mpm_framework.stacks.paint import PaintStack
 
     stack = compose(llm="tiny-llm", decoder="sd-unet", overrides=["model.decoder.image_size=16"])
