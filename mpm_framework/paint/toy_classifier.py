@@ -53,12 +53,14 @@ def labels_of(scenes: Sequence[Scene]) -> dict[str, torch.Tensor]:
 class AttributeClassifier(nn.Module):
     def __init__(self, width: int = 32) -> None:
         super().__init__()
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+
         self.features = nn.Sequential(
-            nn.Conv2d(3, width, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4),  # keeps a coarse layout: position needs it
+            *block(3, width), *block(width, width), nn.MaxPool2d(2),
+            *block(width, 2 * width), nn.MaxPool2d(2),
+            *block(2 * width, 2 * width),
+            nn.AdaptiveMaxPool2d(4),  # keeps a coarse layout: position needs it
             nn.Flatten(),
             nn.Linear(2 * width * 16, 128), nn.ReLU(),
         )
@@ -114,9 +116,9 @@ def train_classifier(
     x, y = render_batch(train_scenes, image_size, rng), labels_of(train_scenes)
     x_test, y_test = render_batch(test_scenes, image_size, rng), labels_of(test_scenes)
     model = AttributeClassifier()
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     steps = epochs * ((num_train + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
     bar = tqdm(total=steps, desc="attribute classifier", disable=not progress, leave=False)
     model.train()
     for _ in range(epochs):
