@@ -55,6 +55,7 @@ class PaintProfile:
     attention_head_dim: int = 8
     prediction_type: str = "v_prediction"  # cleaner few-step samples than epsilon at this budget
     beta_schedule: str = "squaredcos_cap_v2"  # the cosine schedule of improved DDPM (small images)
+    pooled_conditioning: bool = True  # a from-scratch UNet follows prompts sooner (see the decoder config)
     train_renders: int = 2048
     steps: int = 600
     batch_size: int = 32
@@ -177,6 +178,7 @@ def build_paint_stack(llm: PivotLLM, profile: PaintProfile, packs: dict[str, Lan
         "cross_attention_dim": profile.cross_attention_dim, "attention_head_dim": profile.attention_head_dim,
         "scheduler": profile.scheduler, "trainable": "all", "seed": seed,
         "prediction_type": profile.prediction_type, "beta_schedule": profile.beta_schedule,
+        "pooled_conditioning": profile.pooled_conditioning,
         "guidance_scale": profile.guidance_scale, "num_inference_steps": profile.sample_steps,
     })
     device = next(llm.parameters()).device

@@ -73,7 +73,9 @@ def _random_unet(cfg: Any):
             + (f" behind a VAE that downsamples {scale}x" if latent else "")
         )
     in_channels = cfg.latent_channels if latent else 3
+    pooled = {"class_embed_type": "projection", "projection_class_embeddings_input_dim": cfg.cross_attention_dim}
     return UNet2DConditionModel(
+        **(pooled if cfg.pooled_conditioning else {}),
         sample_size=sample_size,
         in_channels=in_channels,
         out_channels=in_channels,
@@ -140,6 +142,7 @@ class UNetDecoder(ImageDecoder):
         self.trainable = trainable
         self.guidance_scale, self.num_inference_steps = guidance_scale, num_inference_steps
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1
+        self.pooled_conditioning = unet.config.class_embed_type == "projection"
         self.image_size = int(unet.config.sample_size) * self.vae_scale_factor
 
     # -- construction ----------------------------------------------------------
@@ -155,6 +158,11 @@ class UNetDecoder(ImageDecoder):
 
             loaded = load_layout(config.path, config.variant, dtype, meta=context.meta)
             unet, vae = loaded.unet, loaded.vae
+            if config.pooled_conditioning and unet.config.class_embed_type != "projection":
+                raise ConfigError(
+                    f"model.decoder.pooled_conditioning=true but the UNet in {config.path} has no projection "
+                    "class embedding to take the pooled prompt; leave it false for Stable Diffusion checkpoints"
+                )
             schedule = loaded.schedule or random_schedule_config(
                 config, "latent" if vae is not None else "pixel"
             )
@@ -245,10 +253,16 @@ class UNetDecoder(ImageDecoder):
     def denoise(
         self, x: torch.Tensor, timesteps: torch.Tensor, states: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        """One UNet call on adapted states; padded condition tokens are masked out."""
+        """One UNet call on adapted states; padded condition tokens are masked out
+        (of the cross-attention and of the pooled condition alike)."""
         mask = mask.to(x.device)
+        states = states.to(x.dtype)
+        pooled = None
+        if self.pooled_conditioning:
+            weights = mask.to(states.dtype).unsqueeze(-1)
+            pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return self.unet(
-            x, timesteps, encoder_hidden_states=states.to(x.dtype), encoder_attention_mask=mask
+            x, timesteps, encoder_hidden_states=states, encoder_attention_mask=mask, class_labels=pooled
         ).sample
 
     def guided_prediction(

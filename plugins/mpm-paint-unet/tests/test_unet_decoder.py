@@ -108,8 +108,10 @@ def test_v_prediction_regresses_the_velocity():
     torch.testing.assert_close(got, expected)
 
 
-def test_guidance_one_equals_the_conditional_prediction():
-    decoder = make_decoder(adapter_dropout=0.0).eval()
+@pytest.mark.parametrize("pooled", [False, True])
+def test_guidance_one_equals_the_conditional_prediction(pooled):
+    decoder = make_decoder(adapter_dropout=0.0, pooled_conditioning=pooled).eval()
+    assert decoder.pooled_conditioning is pooled
     _, cond, mask = fixed_batch(decoder, batch=3, tokens=7)
     uncond = torch.randn(1, 2, LLM_DIM)  # shorter than the prompts: padding must not leak in
     uncond_mask = torch.ones(1, 2, dtype=torch.long)
@@ -198,9 +200,9 @@ def test_adapter_is_linear_without_bias_dropout_layernorm():
     "overrides,needle",
     [
         ({"trainable": "adaptor"}, "Did you mean 'adapter'"),
-        ({"scheduler": "ddmi"}, "Did you mean 'ddim'"),
+        ({"scheduler": "eulr"}, "Did you mean 'euler'"),
         ({"space": "latnet"}, "Did you mean 'latent'"),
-        ({"image_size": 18}, "divisible"),
+        ({"image_size": 17}, "divisible"),
         ({"block_kinds": ["cross"]}, "one kind"),
         ({"adapter_dropout": 1.5}, "adapter_dropout"),
     ],

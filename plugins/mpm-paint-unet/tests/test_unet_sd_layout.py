@@ -108,7 +108,7 @@ def test_latent_sampling_and_training_run_through_the_vae(sd_checkpoint):
 def test_mpm_save_round_trips_adapter_unet_and_schedule(tmp_path):
     cfg = OmegaConf.structured(UNetDecoderConfig(
         image_size=16, block_out_channels=[16, 32], cross_attention_dim=32, scheduler="ddpm",
-        beta_schedule="squaredcos_cap_v2",
+        beta_schedule="squaredcos_cap_v2", pooled_conditioning=True,
     ))
     original = UNetDecoder.from_config(cfg, BuildContext(llm_hidden_size=LLM_DIM))
     with torch.no_grad():
@@ -116,7 +116,7 @@ def test_mpm_save_round_trips_adapter_unet_and_schedule(tmp_path):
     original.save_pretrained(str(tmp_path / "trained"))
     assert {p.name for p in (tmp_path / "trained").iterdir()} == {"unet", "scheduler", "adapter"}
     loaded = load(tmp_path / "trained", scheduler="ddpm")
-    assert loaded.vae is None and loaded.image_size == 16
+    assert loaded.vae is None and loaded.image_size == 16 and loaded.pooled_conditioning
     assert loaded.schedule["beta_schedule"] == "squaredcos_cap_v2"
     for a, b in ((original, loaded),):
         for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
@@ -152,6 +152,8 @@ def test_layout_mistakes_are_clear_errors(sd_checkpoint, tmp_path):
     (pickled / "diffusion_pytorch_model.bin").write_bytes(b"not loaded")
     with pytest.raises(ConfigError, match="no safetensors weights"):
         load(tmp_path / "pickled")
+    with pytest.raises(ConfigError, match="no projection class embedding"):
+        load(path, pooled_conditioning=True)
 
 
 def test_meta_build_reads_no_weights(sd_checkpoint):
