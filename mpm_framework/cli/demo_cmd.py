@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 
 import click
@@ -29,10 +28,14 @@ def _split(_ctx, _param, value: str | None) -> list[str] | None:
               help="Seed(s), comma-separated (default: the profile's).")
 @click.option("--conditions", callback=_split, default=None,
               help="Subset of conditions: mpm, mpm-cal0, no-pivot, native (default: all).")
-@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+@click.option("--workers", type=int, default=None,
+              help="Worker processes running independent jobs in parallel (default: one per CPU core, "
+                   "at most 2 per seed); 1 runs everything in this process.")
+@click.option("--threads", type=int, default=None,
+              help="torch threads per worker process (default: CPU cores / workers).")
 @click.option("--quiet", is_flag=True, help="No per-step progress bars.")
 @click.argument("overrides", nargs=-1)
-def demo(profile, langs, out, seeds, conditions, threads, quiet, overrides) -> None:
+def demo(profile, langs, out, seeds, conditions, workers, threads, quiet, overrides) -> None:
     """Run the whole MPM experiment on the built-in toy world.
 
     \b
@@ -66,13 +69,32 @@ def demo(profile, langs, out, seeds, conditions, threads, quiet, overrides) -> N
     targets = langs if langs is not None else installed_targets()
     if "en" in targets:
         targets = [c for c in targets if c != "en"]
-    if threads:
+    import os
+
+    cpus = os.cpu_count() or 1
+    if workers is None:
+        workers = max(1, min(cpus, 2 * len(prof.seeds), 8))
+    if workers < 1 or (threads is not None and threads < 1):
+        raise MPMError("--workers and --threads must be at least 1")
+    threads = threads or max(1, cpus // workers)
+    if workers == 1:
         import torch
 
         torch.set_num_threads(threads)
+    command = ["mpm", "demo"]
+    if profile != "quick":
+        command += ["--profile", profile]
+    if langs is not None:
+        command += ["--langs", ",".join(langs)]
+    if out != Path("runs/demo"):
+        command += ["--out", str(out)]
+    if seeds:
+        command += ["--seed", ",".join(seeds)]
+    if conditions:
+        command += ["--conditions", ",".join(conditions)]
+    command += list(overrides)
     settings = DemoSettings(
         profile=prof, langs=targets, out=out, conditions=conditions or list(CONDITIONS),
-        progress=not quiet, command="mpm demo " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["demo"]
-        else "mpm demo",
+        progress=not quiet, workers=workers, threads=threads, command=shlex.join(command),
     )
     Demo(settings).run()

@@ -84,9 +84,7 @@ def build_corpus(
     """Documents about training-split scenes in every language of ``packs``.
 
     ``packs`` must contain English (the pivot language). Languages are drawn
-    uniformly per document. The RNG stream depends only on ``seed`` (and not on
-    ``parallel``'s outcome for scene sampling), so both pivots see the same
-    scenes in the same order."""
+    uniformly per document."""
     from ..errors import MPMError
     from .split import scene_key
 
@@ -98,16 +96,21 @@ def build_corpus(
         raise MPMError(f"unknown corpus document kinds: {sorted(unknown)}")
     langs = sorted(packs)
     targets = [c for c in langs if c != "en"]
+    # Three streams: scenes, the document plan (language, kind, direction) and
+    # the wording. Both pivots' corpora thus share scenes, languages and kinds
+    # document by document; only the parallel documents are replaced.
     scene_rng = split_rng(seed, "corpus-scenes")
+    plan = split_rng(seed, "corpus-plan")
     rng = split_rng(seed, "corpus-text")
     docs: list[Document] = []
     for _ in range(config.num_documents):
         scene = sample_split_scene(scene_rng, "train")
         key = scene_key(scene)
-        lang = rng.choice(langs)
-        kind = _pick_kind(rng, config.mix)
-        cross = rng.random() < config.cross_share
-        partner = rng.choice(targets) if lang == "en" and targets else "en"
+        lang = plan.choice(langs)
+        kind = _pick_kind(plan, config.mix)
+        cross = plan.random() < config.cross_share
+        partner = plan.choice(targets) if lang == "en" and targets else "en"
+        english_first = plan.random() < 0.5
         if not parallel or not targets:
             cross = False
             if kind == "translate":
@@ -118,7 +121,7 @@ def build_corpus(
             continue
         if kind == "translate":
             other = partner if lang == "en" else "en"
-            first, second = (lang, other) if rng.random() < 0.5 else (other, lang)
+            first, second = (other, lang) if english_first else (lang, other)
             text = (
                 packs[first].realise_caption(scene, rng) + TRANSLATE_SEP + packs[second].realise_caption(scene, rng)
             )

@@ -2,8 +2,9 @@
 
 Per seed, in ``<out>/seed<k>/``:
 
-1. a byte-level BPE tokenizer trained on text of every language (shared by
-   both pivots, so tokenisation never explains a difference between them);
+1. a byte-level BPE tokenizer trained on text of every language and random
+   initial weights, shared by both pivots (tokenisation and initialisation
+   never explain a difference between them);
 2. two pivots, tiny Llamas trained from scratch through the ``llama`` plugin
    and the trainer's ``pretrain`` stage: ``mpm`` on the multilingual corpus
    *with* English<->L parallel text, ``no-pivot`` on the same number of
@@ -79,10 +80,21 @@ class DemoSettings:
     conditions: list[str] = field(default_factory=lambda: list(CONDITIONS))
     progress: bool = True
     command: str = ""
+    workers: int = 1  # worker processes (jobs of a seed run in parallel where they can)
+    threads: int | None = None  # torch threads per worker process
+
+    def replace_progress(self, progress: bool) -> DemoSettings:
+        import dataclasses
+
+        return dataclasses.replace(self, progress=progress)
 
 
-def _log(message: str) -> None:
-    print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
+def _log(message: str, bar: Any = None) -> None:
+    line = f"[demo {time.strftime('%H:%M:%S')}] {message}"
+    if bar is not None and not getattr(bar, "disable", True):
+        bar.write(line)
+    else:
+        print(line, flush=True)
 
 
 def load_packs(langs: list[str]) -> dict[str, LanguagePack]:
@@ -107,22 +119,8 @@ def installed_targets() -> list[str]:
 # -- configs -------------------------------------------------------------------------
 
 
-def llm_overrides(profile: Profile, tokenizer_dir: Path | None = None, path: Path | None = None,
-                  seed: int = 0) -> list[str]:
-    if path is not None:
-        return [f"model.llm.path={path}"]
-    assert tokenizer_dir is not None
-    return [
-        f"model.llm.tokenizer_path={tokenizer_dir}",
-        f"model.llm.tiny.hidden_size={profile.llm_hidden}",
-        f"model.llm.tiny.num_layers={profile.llm_layers}",
-        f"model.llm.tiny.num_heads={profile.llm_heads}",
-        f"model.llm.tiny.num_kv_heads={profile.llm_heads}",
-        f"model.llm.tiny.intermediate_size={profile.llm_intermediate}",
-        "model.llm.tiny.max_position_embeddings=256",
-        "model.llm.tiny.tie_word_embeddings=true",
-        f"model.llm.tiny.seed={seed}",
-    ]
+def llm_overrides(path: Path) -> list[str]:
+    return [f"model.llm.path={path}"]
 
 
 def vision_overrides(profile: Profile, seed: int) -> list[str]:
@@ -197,14 +195,27 @@ class Demo:
         )
 
     # -- stages --------------------------------------------------------------------
-    def train_tokenizer(self, seed_dir: Path, seed: int) -> Path:
-        from mpm_llm_llama.toy import train_tokenizer
+    def init_pivot(self, seed_dir: Path, seed: int) -> Path:
+        """The tokenizer (byte-level BPE trained on text of every language) and
+        the random initial weights both pivots start from, saved together as a
+        Hugging Face checkpoint by the llama plugin's toy helpers.
 
-        path = seed_dir / "tokenizer"
-        train_tokenizer(tokenizer_texts(self.packs, seed), vocab_size=self.profile.vocab_size, path=path)
+        The weights are drawn with ``llm_init_std``: transformers' default of
+        0.02 suits widths near 1000; at width 64 it leaves the embeddings of
+        words that play the same part in the corpus (the four colours, left and
+        right) almost identical, and the pivot then takes thousands of steps to
+        learn to tell them apart, hence to copy them from a description."""
+        from mpm_llm_llama.toy import build_tiny_llama, train_tokenizer
+
+        p = self.profile
+        path = seed_dir / "pivot-init"
+        train_tokenizer(tokenizer_texts(self.packs, seed), vocab_size=p.vocab_size, path=path)
+        build_tiny_llama(path, seed=seed, hidden_size=p.llm_hidden, intermediate_size=p.llm_intermediate,
+                         num_layers=p.llm_layers, num_heads=p.llm_heads, max_position_embeddings=256,
+                         tie_word_embeddings=True, initializer_range=p.llm_init_std)
         return path
 
-    def pretrain(self, seed_dir: Path, seed: int, pivot: str, tokenizer_dir: Path) -> Path:
+    def pretrain(self, seed_dir: Path, seed: int, pivot: str, init_dir: Path) -> Path:
         from ..contracts.base import BuildContext
         from ..plugins import get_registry
         from ..training import TextStack, train_stage
@@ -219,7 +230,7 @@ class Demo:
         (folder / "corpus_stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
         (folder / "corpus_sample.txt").write_text(
             "\n\n".join(f"[{d.kind} {'+'.join(d.langs)}]\n{d.as_text()}" for d in corpus[:40]), encoding="utf-8")
-        overrides = llm_overrides(p, tokenizer_dir=tokenizer_dir, seed=seed) + run_overrides(
+        overrides = llm_overrides(init_dir) + run_overrides(
             "pretrain", folder, p.pretrain_steps, p.pretrain_batch, p.pretrain_lr, seed, self.s.progress)
         cfg = stage_config(self._resolve(overrides, vision=False), "pretrain")
         llm = get_registry().get("llm", "llama").load_factory().from_config(cfg.model.llm, BuildContext())
@@ -235,7 +246,7 @@ class Demo:
     def compose_stack(self, pivot_dir: Path, seed: int, run: list[str]):
         from ..composition import build_stack
 
-        overrides = llm_overrides(self.profile, path=pivot_dir) + vision_overrides(self.profile, seed) + run
+        overrides = llm_overrides(pivot_dir) + vision_overrides(self.profile, seed) + run
         cfg = self._resolve(overrides, vision=True)
         return build_stack(cfg), cfg
 
@@ -315,52 +326,105 @@ class Demo:
                 responses[i] = text
         return score_probe(items, responses, self.packs)
 
-    # -- one seed -----------------------------------------------------------------------
-    def run_seed(self, seed: int) -> dict[str, Any]:
-        p, out = self.profile, self.s.out / f"seed{seed}"
-        out.mkdir(parents=True, exist_ok=True)
+    # -- jobs -----------------------------------------------------------------------------
+    def seed_dir(self, seed: int) -> Path:
+        return self.s.out / f"seed{seed}"
+
+    def plan(self) -> list[Job]:
+        """Every job of every seed with its dependencies: a pretraining per
+        pivot, an alignment per (pivot, align data), an instruct + evaluation
+        per condition."""
         wanted = [CONDITIONS[c] for c in self.s.conditions]
-        pivots = sorted({c.pivot for c in wanted}, key=PIVOTS.index)
-        steps = len(pivots) + len({(c.pivot, c.align) for c in wanted}) + len(wanted)
-        done = 0
+        jobs: list[Job] = []
+        for seed in self.profile.seeds:
+            pivots = sorted({c.pivot for c in wanted}, key=PIVOTS.index)
+            for pivot in pivots:
+                jobs.append(Job("pretrain", seed, pivot))
+            probed: set[str] = set()
+            for key in dict.fromkeys((c.pivot, c.align) for c in wanted):
+                pivot, align = key
+                jobs.append(Job("align", seed, f"{pivot}-{align}", deps=(f"pretrain/{seed}/{pivot}",),
+                                probe=pivot not in probed, pivot=pivot, align=align))
+                probed.add(pivot)
+            for c in wanted:
+                jobs.append(Job("instruct", seed, c.name, deps=(f"align/{seed}/{c.pivot}-{c.align}",)))
+        return jobs
 
-        def step(message: str) -> None:
-            nonlocal done
-            done += 1
-            _log(f"seed {seed} [{done}/{steps}] {message}")
+    def run_job(self, job: Job) -> dict[str, Any]:
+        """Run one job (in this process); returns what the report needs."""
+        p, out = self.profile, self.seed_dir(job.seed)
+        started = time.time()
+        result: dict[str, Any] = {}
+        if job.kind == "pretrain":
+            self.pretrain(out, job.seed, job.name, out / "pivot-init")
+        elif job.kind == "align":
+            _, stack = self.align(out, job.seed, out / "pivots" / job.pivot / "model", job.name,
+                                  job.align == "native")
+            if job.probe and p.probe_scenes > 0:
+                result["probe"] = {job.pivot: self.probe_pivot(stack, job.seed)}
+        elif job.kind == "instruct":
+            cond = CONDITIONS[job.name]
+            align_dir = out / "align" / f"{cond.pivot}-{cond.align}" / "align"
+            folder, stack = self.instruct(out, job.seed, out / "pivots" / cond.pivot / "model", align_dir, cond)
+            eval_started = time.time()
+            items = eval_items(self.packs, list(self.packs), p.eval_scenes, job.seed, p.questions_per_scene,
+                               p.image_size)
+            result["metrics"] = self.evaluate(stack, items, folder / "eval")
+            result["eval_s"] = round(time.time() - eval_started, 2)
+        else:  # pragma: no cover - plan() makes only the kinds above
+            raise MPMError(f"unknown job kind {job.kind}")
+        result["elapsed_s"] = round(time.time() - started, 2)
+        return result
 
-        tok_dir = self._timed("tokenizer", lambda: self.train_tokenizer(out, seed))
-        pivot_dirs: dict[str, Path] = {}
-        for pivot in pivots:
-            step(f"pretrain pivot '{pivot}' ({p.pretrain_steps} steps, "
-                 f"{'with' if pivot == 'mpm' else 'without'} parallel text)")
-            pivot_dirs[pivot] = self._timed(f"pretrain/{pivot}", lambda pv=pivot: self.pretrain(out, seed, pv, tok_dir))
-        items = eval_items(self.packs, list(self.packs), p.eval_scenes, seed, p.questions_per_scene, p.image_size)
-        probes: dict[str, Any] = {}
-        aligned: dict[tuple[str, str], Path] = {}
-        results: dict[str, Any] = {}
-        for cond in wanted:
-            key = (cond.pivot, cond.align)
-            if key not in aligned:
-                name = f"{cond.pivot}-{cond.align}"
-                step(f"align '{name}' ({p.align_steps} steps, "
-                     f"{'English' if cond.align == 'en' else 'every language'} captions, LLM frozen)")
-                aligned[key], stack = self._timed(
-                    f"align/{name}", lambda c=cond, n=name: self.align(out, seed, pivot_dirs[c.pivot], n,
-                                                                       c.align == "native"))
-                if cond.pivot not in probes and p.probe_scenes > 0:
-                    probes[cond.pivot] = self._timed(f"probe/{cond.pivot}",
-                                                     lambda st=stack: self.probe_pivot(st, seed))
-                del stack
-            step(f"instruct '{cond.name}' ({p.instruct_steps} steps) + evaluation")
-            folder, stack = self._timed(f"instruct/{cond.name}", lambda c=cond, k=key: self.instruct(
-                out, seed, pivot_dirs[c.pivot], aligned[k], c))
-            results[cond.name] = self._timed(f"eval/{cond.name}",
-                                             lambda st=stack, f=folder: self.evaluate(st, items, f / "eval"))
-            del stack
-        seed_result = {"seed": seed, "conditions": results, "probe": probes}
-        _write_json(out / "results.json", seed_result)
-        return seed_result
+    def _execute(self, jobs: list[Job]) -> dict[str, dict[str, Any]]:
+        """Run the jobs in dependency order: in this process (``workers`` 1), or
+        in a pool of worker processes, each with its own torch threads -- tiny
+        models use two CPU cores far better as two processes than as two
+        threads of one."""
+        from tqdm.auto import tqdm
+
+        results: dict[str, dict[str, Any]] = {}
+        pending = {job.id: job for job in jobs}
+        bar = tqdm(total=len(jobs), desc="demo", unit="job", dynamic_ncols=True, disable=not self.s.progress,
+                   position=0)
+
+        def finished(job: Job, result: dict[str, Any]) -> None:
+            results[job.id] = result
+            self.timings[job.timing_key] = result["elapsed_s"]
+            bar.update(1)
+            _log(f"done {job.describe(self.profile)} in {result['elapsed_s']:.0f} s", bar)
+
+        def ready() -> list[Job]:
+            return sorted((j for j in pending.values() if all(d in results for d in j.deps)), key=Job.priority)
+
+        try:
+            if self.s.workers <= 1:
+                while pending:
+                    job = ready()[0]
+                    del pending[job.id]
+                    _log(f"start {job.describe(self.profile)}", bar)
+                    finished(job, self.run_job(job))
+                return results
+            import concurrent.futures as cf
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")
+            with cf.ProcessPoolExecutor(self.s.workers, mp_context=context, initializer=_init_worker,
+                                        initargs=(self.s, self.s.threads or 1)) as pool:
+                running: dict[cf.Future, Job] = {}
+                while pending or running:
+                    for job in ready():
+                        if len(running) >= self.s.workers:
+                            break
+                        del pending[job.id]
+                        _log(f"start {job.describe(self.profile)}", bar)
+                        running[pool.submit(_run_in_worker, job)] = job
+                    done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                    for future in done:
+                        finished(running.pop(future), future.result())
+            return results
+        finally:
+            bar.close()
 
     def run(self) -> dict[str, Any]:
         from .report import aggregate, write_report
@@ -368,21 +432,94 @@ class Demo:
         started = time.time()
         self.s.out.mkdir(parents=True, exist_ok=True)
         settings = {"profile": asdict(self.profile), "langs": self.langs, "conditions": self.s.conditions,
-                    "command": self.s.command}
+                    "workers": self.s.workers, "command": self.s.command}
         _write_json(self.s.out / "settings.json", settings)
         _log(f"profile '{self.profile.name}', languages en + {', '.join(self.langs)}, seeds "
-             f"{self.profile.seeds}, conditions {', '.join(self.s.conditions)}; writing to {self.s.out}")
-        per_seed = [self.run_seed(seed) for seed in self.profile.seeds]
+             f"{self.profile.seeds}, conditions {', '.join(self.s.conditions)}, {self.s.workers} worker "
+             f"process(es); writing to {self.s.out}")
+        for seed in self.profile.seeds:
+            self.seed_dir(seed).mkdir(parents=True, exist_ok=True)
+            self._timed("pivot-init", lambda sd=seed: self.init_pivot(self.seed_dir(sd), sd))
+        jobs = self.plan()
+        results = self._execute(jobs)
+        per_seed = []
+        for seed in self.profile.seeds:
+            mine = {j.id: results[j.id] for j in jobs if j.seed == seed}
+            seed_result = {
+                "seed": seed,
+                "conditions": {j.name: mine[j.id]["metrics"] for j in jobs if j.seed == seed and j.kind == "instruct"},
+                "probe": {k: v for j in jobs if j.seed == seed and j.kind == "align"
+                          for k, v in mine[j.id].get("probe", {}).items()},
+            }
+            _write_json(self.seed_dir(seed) / "results.json", seed_result)
+            per_seed.append(seed_result)
         summary = aggregate(per_seed, list(self.packs), self.s.conditions)
         summary.update(
             profile=self.profile.name, settings=settings, command=self.s.command,
             timings_s=self.timings, total_s=round(time.time() - started, 1),
             environment={"python": platform.python_version(), "cpus": os.cpu_count(),
-                         "torch_threads": _torch_threads()},
+                         "workers": self.s.workers, "torch_threads": _torch_threads()},
             conditions_described={c: CONDITIONS[c].description for c in self.s.conditions},
         )
         write_report(summary, self.s.out)
+        from .integrity import check_run
+
+        problems = check_run(self.s.out)
+        if problems:
+            raise MPMError("the demo run is incomplete:\n  " + "\n  ".join(problems))
+        _log(f"all stages ran, every metric is in [0, 1]; {self.s.out / 'results.md'} "
+             f"({summary['total_s']:.0f} s)")
         return summary
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str  # pretrain | align | instruct
+    seed: int
+    name: str  # pivot, "<pivot>-<align>", or condition
+    deps: tuple[str, ...] = ()
+    probe: bool = False  # align jobs: also run the text-only probe of the pivot
+    pivot: str = ""
+    align: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}/{self.seed}/{self.name}"
+
+    @property
+    def timing_key(self) -> str:
+        return f"seed{self.seed}/{self.kind}/{self.name}"
+
+    def priority(self) -> tuple[int, int, int]:
+        # Pretraining first, then the alignments that unlock the most instruct jobs.
+        order = {"pretrain": 0, "align": 1, "instruct": 2}[self.kind]
+        return (self.seed, order, 0 if self.name.endswith("mpm-en") or self.name == "mpm" else 1)
+
+    def describe(self, p: Profile) -> str:
+        if self.kind == "pretrain":
+            data = "with" if self.name == "mpm" else "without"
+            return (f"seed {self.seed}: pretrain pivot '{self.name}' ({p.pretrain_steps} steps, {data} "
+                    "parallel text)")
+        if self.kind == "align":
+            data = "captions in every language" if self.name.endswith("native") else "English captions"
+            return f"seed {self.seed}: align '{self.name}' ({p.align_steps} steps, {data}, LLM frozen)"
+        return f"seed {self.seed}: instruct '{self.name}' ({p.instruct_steps} steps) + evaluation"
+
+
+_WORKER: Demo | None = None
+
+
+def _init_worker(settings: DemoSettings, threads: int) -> None:
+    import torch
+
+    global _WORKER
+    torch.set_num_threads(threads)
+    _WORKER = Demo(settings.replace_progress(False))
+
+
+def _run_in_worker(job: Job) -> dict[str, Any]:
+    assert _WORKER is not None
+    return _WORKER.run_job(job)
 
 
 def corpus_stats(corpus: list[Document]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ class Profile:
     llm_layers: int = 3
     llm_heads: int = 4
     llm_intermediate: int = 192
+    llm_init_std: float = 0.1  # see Demo.init_pivot: 0.02 (transformers' default) is too small at width 64
     corpus_documents: int = 20000
     pretrain_steps: int = 1000
     pretrain_batch: int = 32

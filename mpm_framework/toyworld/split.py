@@ -25,11 +25,16 @@ def scene_key(scene: Scene) -> str:
     return "|".join(parts)
 
 
-def scene_split(scene: Scene, heldout_fraction: float = HELDOUT_FRACTION) -> str:
-    """``"eval"`` for held-out scenes, ``"train"`` for the rest (deterministic)."""
-    digest = hashlib.sha256(scene_key(scene).encode("utf-8")).digest()
+def key_split(key: str, heldout_fraction: float = HELDOUT_FRACTION) -> str:
+    """The split of the scene whose :func:`scene_key` is ``key``."""
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
     bucket = int.from_bytes(digest[:8], "big") / 2**64
     return "eval" if bucket < heldout_fraction else "train"
+
+
+def scene_split(scene: Scene, heldout_fraction: float = HELDOUT_FRACTION) -> str:
+    """``"eval"`` for held-out scenes, ``"train"`` for the rest (deterministic)."""
+    return key_split(scene_key(scene), heldout_fraction)
 
 
 def sample_split_scene(

@@ -1,0 +1,103 @@
+"""The pivot corpus: every language, parallel text tied to its scene, and a
+no-pivot corpus that differs only by the absence of parallel text."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from mpm_framework.errors import MPMError
+from mpm_framework.toyworld.corpus import TRANSLATE_SEP, CorpusConfig, build_corpus, tokenizer_texts
+from mpm_framework.toyworld.scene import ObjectSpec, facts
+from mpm_framework.toyworld.split import key_split
+
+N = 1500
+
+
+def _key_facts(key: str):
+    objects = []
+    for part in key.split("|"):
+        color, shape, size, position = part.split("-")
+        objects.append(ObjectSpec(color, shape, size, position))
+    return facts(objects)
+
+
+@pytest.fixture(scope="module")
+def corpora(packs):
+    config = CorpusConfig(num_documents=N)
+    return build_corpus(packs, 0, parallel=True, config=config), build_corpus(packs, 0, parallel=False, config=config)
+
+
+def test_every_language_and_kind_is_present(corpora, packs):
+    pivot, _ = corpora
+    assert len(pivot) == N
+    assert set(Counter(d.lang for d in pivot)) == set(packs)
+    assert min(Counter(d.lang for d in pivot).values()) > N / len(packs) * 0.7
+    assert set(Counter(d.kind for d in pivot)) == {"mono", "describe", "qa", "translate"}
+
+
+def test_only_training_scenes(corpora):
+    for corpus in corpora:
+        assert all(key_split(d.scene_key) == "train" for d in corpus)
+
+
+def test_translation_lines_pair_english_with_a_target_about_the_same_scene(corpora, packs):
+    pivot, _ = corpora
+    lines = [d for d in pivot if d.kind == "translate"]
+    assert len(lines) > N * 0.05
+    directions = Counter()
+    for doc in lines:
+        first, second = doc.langs
+        assert "en" in doc.langs and first != second
+        directions[(first == "en")] += 1
+        left, right = doc.text.split(TRANSLATE_SEP)
+        gold = _key_facts(doc.scene_key)
+        assert facts(packs[first].parse_caption(left)) == gold, doc.text
+        assert facts(packs[second].parse_caption(right)) == gold, doc.text
+    assert directions[True] > 0 and directions[False] > 0  # both directions
+
+
+def test_cross_lingual_conversations_keep_the_scene(corpora, packs):
+    pivot, _ = corpora
+    cross = [d for d in pivot if d.kind in ("describe", "qa") and d.parallel]
+    assert cross
+    for doc in cross:
+        context_lang, lang = doc.langs
+        assert lang == doc.lang and context_lang != lang and "en" in doc.langs
+        context = doc.turns[0][1].split("\n")[0]
+        assert facts(packs[context_lang].parse_caption(context)) == _key_facts(doc.scene_key)
+        if doc.kind == "describe":
+            assert facts(packs[lang].parse_caption(doc.turns[1][1])) == _key_facts(doc.scene_key)
+
+
+def test_no_pivot_corpus_is_monolingual_with_the_same_size_and_scenes(corpora):
+    pivot, mono = corpora
+    assert len(mono) == len(pivot)
+    assert not any(d.parallel for d in mono)
+    assert all(len(d.langs) == 1 for d in mono)
+    assert not any(d.kind == "translate" for d in mono)
+    assert [d.scene_key for d in mono] == [d.scene_key for d in pivot]  # same scenes, same order
+    assert Counter(d.lang for d in mono) == Counter(d.lang for d in pivot)
+
+
+def test_corpus_is_deterministic(packs):
+    config = CorpusConfig(num_documents=50)
+    a = build_corpus(packs, 7, True, config)
+    b = build_corpus(packs, 7, True, config)
+    assert [d.as_text() for d in a] == [d.as_text() for d in b]
+    assert [d.as_text() for d in a] != [d.as_text() for d in build_corpus(packs, 8, True, config)]
+
+
+def test_english_is_required_and_kinds_are_checked(packs):
+    with pytest.raises(MPMError, match="English"):
+        build_corpus({"de": packs["de"]}, 0, True, CorpusConfig(num_documents=5))
+    with pytest.raises(MPMError, match="unknown corpus document kinds"):
+        build_corpus(packs, 0, True, CorpusConfig(num_documents=5, mix={"mono": 1, "poems": 1}))
+
+
+def test_tokenizer_text_covers_every_language(packs):
+    texts = tokenizer_texts(packs, 0, n=40)
+    for pack in packs.values():
+        assert any(prompt in texts for prompt in pack.caption_prompts)
+    assert any("形" in t for t in texts) and any("Dreieck" in t or "Kreis" in t for t in texts)

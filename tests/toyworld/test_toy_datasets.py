@@ -1,0 +1,109 @@
+"""Align / instruct / eval data: record formats the trainer accepts, exact
+language shares, and evaluation strictly on held-out scenes."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import pytest
+
+from mpm_framework.toyworld.datasets import (
+    CAPTION_TASK,
+    VQA_TASK,
+    align_records,
+    eval_items,
+    instruct_records,
+    language_schedule,
+)
+from mpm_framework.toyworld.scene import facts
+from mpm_framework.toyworld.split import scene_key, scene_split
+from mpm_framework.training.samples import normalise
+
+
+def _png(image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_language_schedule_is_exact():
+    order = language_schedule(1000, {"en": 0.98, "zh": 0.02 / 3, "de": 0.02 / 3, "fr": 0.02 / 3}, 0, "x")
+    counts = Counter(order)
+    assert len(order) == 1000 and counts["en"] == 980
+    assert sorted(counts[c] for c in ("zh", "de", "fr")) == [6, 7, 7]
+    assert order != sorted(order)  # shuffled
+    assert order == language_schedule(1000, {"en": 0.98, "zh": 0.02 / 3, "de": 0.02 / 3, "fr": 0.02 / 3}, 0, "x")
+
+
+def test_align_records_are_english_pairs_of_training_scenes(packs):
+    data = align_records(packs, {"en": 1.0}, 200, seed=0)
+    assert len(data) == 200
+    for i in range(len(data)):
+        record = data[i]
+        sample = normalise(record, kind=None, lang="en", where=f"align[{i}]")
+        assert sample.kind == "pairs" and sample.lang == "en"
+        scene, _, _ = data.scene_and_image(i)
+        assert scene_split(scene) == "train"
+        assert facts(packs["en"].parse_caption(record["text"])) == facts(scene.objects)
+    # records are a pure function of (seed, index): same text, same pixels on every read
+    assert data[5]["text"] == data[5]["text"] and _png(data[5]["image"]) == _png(data[5]["image"])
+    assert data[-1]["text"] == data[199]["text"]
+    with pytest.raises(IndexError):
+        data[200]
+
+
+def test_native_align_covers_every_language(packs):
+    data = align_records(packs, {c: 1.0 for c in packs}, 400, seed=0)
+    assert Counter(data[i]["lang"] for i in range(len(data))) == {c: 100 for c in packs}
+
+
+@pytest.mark.parametrize("share", [0.0, 0.02])
+def test_instruct_records_mix_english_with_an_exact_calibration_share(packs, share):
+    n = 500
+    data = instruct_records(packs, n, seed=1, calibration_share=share, targets=["zh", "de", "fr"])
+    langs = Counter(data[i]["lang"] for i in range(n))
+    assert langs["en"] == round(n * (1 - share))
+    assert sum(langs[c] for c in ("zh", "de", "fr")) == round(n * share)
+    tasks = Counter()
+    for i in range(n):
+        record = data[i]
+        sample = normalise(record, kind=None, lang="en", where=f"instruct[{i}]")
+        assert sample.kind == "instruct" and sample.has_image
+        user, answer = sample.turns
+        assert user.content.startswith("<image>\n") and answer.role == "assistant" and answer.content
+        pack = packs[record["lang"]]
+        tasks[CAPTION_TASK if user.content.split("\n", 1)[1] in pack.caption_prompts else VQA_TASK] += 1
+    assert 0.15 < tasks[CAPTION_TASK] / n < 0.45
+
+
+def test_instruct_rejects_bad_shares(packs):
+    with pytest.raises(ValueError):
+        instruct_records(packs, 10, 0, calibration_share=0.1)
+    with pytest.raises(ValueError):
+        instruct_records(packs, 10, 0, calibration_share=1.0, targets=["de"])
+
+
+def test_eval_scenes_are_held_out_and_disjoint_from_training(packs):
+    items = eval_items(packs, list(packs), n_scenes=60, seed=0, questions_per_scene=2)
+    assert all(scene_split(it.scene) == "eval" for it in items)
+    eval_keys = {scene_key(it.scene) for it in items}
+    train = align_records(packs, {"en": 1.0}, 2000, seed=0)
+    train_keys = {scene_key(train.scene_and_image(i)[0]) for i in range(len(train))}
+    tuned = instruct_records(packs, 2000, seed=0, calibration_share=0.02, targets=["zh", "de", "fr"])
+    train_keys |= {scene_key(tuned.scene_and_image(i)[0]) for i in range(len(tuned))}
+    assert not eval_keys & train_keys
+
+
+def test_eval_asks_the_same_scenes_in_every_language(packs):
+    items = eval_items(packs, list(packs), n_scenes=10, seed=0, questions_per_scene=2)
+    per_lang = {c: [it for it in items if it.lang == c] for c in packs}
+    assert all(len(v) == 30 for v in per_lang.values())
+    reference = [(it.scene, it.task, it.question) for it in per_lang["en"]]
+    for code, mine in per_lang.items():
+        assert [(it.scene, it.task, it.question) for it in mine] == reference
+        caption_prompts = [it.prompt for it in mine if it.task == CAPTION_TASK]
+        assert all(p in packs[code].caption_prompts for p in caption_prompts)
+    questions = [it.question for it in per_lang["en"] if it.task == VQA_TASK]
+    pairs = [questions[i:i + 2] for i in range(0, len(questions), 2)]
+    assert all(a != b for a, b in pairs)  # two distinct questions per scene
