@@ -56,10 +56,10 @@ def _header(data: dict) -> list[str]:
     return lines
 
 
-def _ratio(bench: dict, ref: dict) -> float:
+def _ratio(bench: dict, ref: dict, stat: str = "median") -> float:
     info, ref_info = _info(bench), _info(ref)
-    ours = _median(bench) / float(info.get("units", 1))
-    theirs = _median(ref) / float(ref_info.get("units", 1))
+    ours = bench["stats"][stat] / float(info.get("units", 1))
+    theirs = ref["stats"][stat] / float(ref_info.get("units", 1))
     return theirs / ours if info.get("ratio", "speedup") == "speedup" else ours / theirs
 
 
@@ -83,18 +83,22 @@ def summary(data: dict) -> list[str]:
         unit = "x throughput" if kind == "speedup" else "x time"
         if ref is None:
             rows.append(f"| {info['key']} | {_fmt_seconds(_median(bench))} | {info['versus']}: not measured in "
-                        f"this run | | {target} | |")
+                        f"this run | | | {target} | |")
             continue
-        value = _ratio(bench, ref)
+        value, best = _ratio(bench, ref), _ratio(bench, ref, "min")
         sign = ">=" if kind == "speedup" else "<="
         label = info.get("versus_label", info["versus"])
         rows.append(f"| {info['key']} | {_fmt_seconds(_median(bench))} | {label}: {_fmt_seconds(_median(ref))} | "
-                    f"{value:.2f}{unit} | {sign} {target} | {_met(value, target, kind == 'speedup')} |")
+                    f"{value:.2f}{unit} | {best:.2f}{unit} | {sign} {target} | "
+                    f"{_met(best, target, kind == 'speedup')} |")
     if not rows:
         return []
     return ["## Summary: ours against the peer (same run)", "",
-            "| figure | ours (median) | compared with (median) | ratio | target | met |",
-            "|---|---|---|---|---|---|", *rows, ""]
+            "Ratios of medians and of minima (per sample where the amounts of work differ). On a shared "
+            "machine other processes only ever add time, so the minima are the less disturbed estimate; "
+            "`met` is judged on them.", "",
+            "| figure | ours (median) | compared with (median) | ratio (medians) | ratio (minima) | target | met |",
+            "|---|---|---|---|---|---|---|", *rows, ""]
 
 
 def mfu_table(data: dict) -> list[str]:

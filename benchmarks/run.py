@@ -24,6 +24,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--size", default="small", choices=["small", "smoke"])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: all cores; 1 on a machine shared with other work, where "
+                             "multi-threaded kernels stall waiting for a busy core)")
     parser.add_argument("-k", default=None, help="pytest -k expression to select benchmarks")
     args = parser.parse_args()
     suffix = "" if args.device == "cpu" else f"-{args.device}"
@@ -31,6 +34,8 @@ def main() -> int:
         suffix += f"-{args.size}"
     json_path = HERE / f"results{suffix}.json"
     env = dict(os.environ, MPM_BENCH_DEVICE=args.device, MPM_BENCH_SIZE=args.size)
+    if args.threads:
+        env["MPM_BENCH_THREADS"] = str(args.threads)
     cmd = [sys.executable, "-m", "pytest", str(HERE), "-p", "no:randomly", "--benchmark-enable",
            "--benchmark-only", f"--benchmark-json={json_path}", "-q"]
     if args.k:

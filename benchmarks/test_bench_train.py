@@ -93,8 +93,11 @@ def test_train_step(benchmark, tag, setup, variant):
         loss_fn = lambda: bs.ours_loss(model, data)  # noqa: E731
     info = dict(key=f"train/{variant}", units=len(batch.encodings), model_flops=setup.model_flops,
                 planner_flops=setup.planner_flops, peak_gflops=round(setup.peak["gflops"], 2),
+                peak_matmul=f"{setup.peak['n']}^2 {setup.peak['dtype']}",
                 tokens=batch.tokens, rows=tuple(data["input_ids"].shape), label_tokens=batch.label_tokens,
                 trainable=setup.trainable, mfu_target=0.40)
+    if layout == "packed" and batch.extra.get("pack_reorders_samples"):
+        info["note"] = "images put in packing order (the plugin's pack reorders samples)"
     if impl == "mpm":
         info.update(versus="train/peer-padded-sdpa", ratio="speedup", target=1.3)
     tag("training step (align)", impl, **info)
