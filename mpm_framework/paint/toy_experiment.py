@@ -56,6 +56,7 @@ class PaintProfile:
     prediction_type: str = "v_prediction"  # cleaner few-step samples than epsilon at this budget
     beta_schedule: str = "squaredcos_cap_v2"  # the cosine schedule of improved DDPM (small images)
     pooled_conditioning: bool = True  # a from-scratch UNet follows prompts sooner (see the decoder config)
+    adapter_standardize: bool = True  # tiny pivots share one dominant direction across tokens
     train_renders: int = 2048
     steps: int = 600
     batch_size: int = 32
@@ -178,7 +179,7 @@ def build_paint_stack(llm: PivotLLM, profile: PaintProfile, packs: dict[str, Lan
         "cross_attention_dim": profile.cross_attention_dim, "attention_head_dim": profile.attention_head_dim,
         "scheduler": profile.scheduler, "trainable": "all", "seed": seed,
         "prediction_type": profile.prediction_type, "beta_schedule": profile.beta_schedule,
-        "pooled_conditioning": profile.pooled_conditioning,
+        "pooled_conditioning": profile.pooled_conditioning, "adapter_standardize": profile.adapter_standardize,
         "guidance_scale": profile.guidance_scale, "num_inference_steps": profile.sample_steps,
     })
     device = next(llm.parameters()).device

@@ -59,6 +59,9 @@ class UNetDecoderConfig:
     num_inference_steps: int = 50
     # -- adapter and training ------------------------------------------------------
     adapter_dropout: float = 0.1
+    # Centre and scale each LLM feature by running statistics before the
+    # adapter's Linear (see adapter.py). Off as in VisCPM-Paint; small pivots need it.
+    adapter_standardize: bool = False
     # Share of training captions replaced by the empty caption (the paint stack
     # reads it): guidance needs the unconditional model learnt alongside.
     caption_dropout: float = 0.1

@@ -153,6 +153,7 @@ class UNetDecoder(ImageDecoder):
             raise ConfigError("the unet decoder needs the pivot LLM's hidden size (build it in a paint stack)")
         dtype = _DTYPES[config.dtype]
         adapter_state = None
+        standardize = bool(config.adapter_standardize)
         if config.path:
             from .layout import load_layout
 
@@ -174,6 +175,7 @@ class UNetDecoder(ImageDecoder):
                         "it was trained with"
                     )
                 adapter_state = loaded.adapter_state
+                standardize = bool(loaded.adapter_config.get("standardize", False))
         else:
             torch.manual_seed(config.seed)
             unet = _random_unet(config)
@@ -182,7 +184,7 @@ class UNetDecoder(ImageDecoder):
         cross_dim = unet.config.cross_attention_dim
         if not isinstance(cross_dim, int):
             raise ConfigError(f"UNets with per-block cross_attention_dim ({cross_dim}) are not supported")
-        adapter = LLMAdapter(context.llm_hidden_size, cross_dim, config.adapter_dropout)
+        adapter = LLMAdapter(context.llm_hidden_size, cross_dim, config.adapter_dropout, standardize=standardize)
         if adapter_state is not None:
             adapter.load_state_dict(adapter_state)
         decoder = cls(
@@ -246,9 +248,10 @@ class UNetDecoder(ImageDecoder):
         return batch_size, int(self.unet.config.in_channels), size, size
 
     # -- denoising ---------------------------------------------------------------
-    def condition(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def condition(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """LLM hidden states -> cross-attention states (through the adapter)."""
-        return self.adapter(hidden_states.to(self.unet.device, self.adapter.proj.weight.dtype))
+        hidden_states = hidden_states.to(self.unet.device, self.adapter.proj.weight.dtype)
+        return self.adapter(hidden_states, None if mask is None else mask.to(hidden_states.device))
 
     def denoise(
         self, x: torch.Tensor, timesteps: torch.Tensor, states: torch.Tensor, mask: torch.Tensor
@@ -323,7 +326,7 @@ class UNetDecoder(ImageDecoder):
             target = self.noise_scheduler.get_velocity(x0, noise, timesteps)
         else:
             target = x0
-        prediction = self.denoise(noisy, timesteps, self.condition(cond), cond_mask)
+        prediction = self.denoise(noisy, timesteps, self.condition(cond, cond_mask), cond_mask)
         return F.mse_loss(prediction.float(), target.float())
 
     @torch.no_grad()
@@ -355,8 +358,8 @@ class UNetDecoder(ImageDecoder):
             scheduler = build_sampler(sampler or self.sampler_name, self.schedule, clip_sample=self.vae is None)
             scheduler.set_timesteps(num_steps, device=self.unet.device)
             use_guidance = uncond is not None and guidance_scale != 1.0
-            states = self.condition(cond)
-            u_states = self.condition(uncond) if use_guidance else None
+            states = self.condition(cond, cond_mask)
+            u_states = self.condition(uncond, uncond_mask) if use_guidance else None
             x = randn_tensor(
                 self.model_space_shape(cond.shape[0]), generator=generator,
                 device=self.unet.device, dtype=self.model_dtype,

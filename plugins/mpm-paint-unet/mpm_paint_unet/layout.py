@@ -122,7 +122,7 @@ def save_layout(decoder: Any, path: str | Path) -> None:
     (adapter_dir / "config.json").write_text(
         json.dumps(
             {"llm_dim": adapter.llm_dim, "cross_attention_dim": adapter.cross_attention_dim,
-             "dropout": adapter.dropout.p},
+             "dropout": adapter.dropout.p, "standardize": adapter.standardize},
             indent=2,
         )
     )

@@ -254,3 +254,24 @@ def test_every_sampler_recovers_the_image_from_an_oracle_noise_prediction(sample
     _, cond, mask = fixed_batch(decoder, batch=2)
     out = decoder.sample(cond, mask, cond[:1, :2], mask[:1, :2], 3.0, 10, torch.Generator().manual_seed(1))
     torch.testing.assert_close(out, x0, atol=1e-4, rtol=0)
+
+
+def test_adapter_standardization_tracks_real_tokens_and_freezes_in_eval():
+    decoder = make_decoder(adapter_standardize=True, adapter_dropout=0.0)
+    adapter = decoder.adapter
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(3, 5, LLM_DIM, generator=g) * 4 + 2, torch.tensor([[1] * 5, [1] * 3 + [0] * 2, [1] * 4 + [0]]))
+               for _ in range(3)]
+    adapter.train()
+    for hidden, mask in batches:
+        decoder.condition(hidden, mask)
+    real = torch.cat([h[m.bool()] for h, m in batches])
+    torch.testing.assert_close(adapter.input_mean, real.mean(0))
+    torch.testing.assert_close(adapter.input_var, real.var(0, unbiased=False))
+    assert int(adapter.input_count) == real.shape[0]
+    adapter.eval()
+    before = adapter.input_mean.clone()
+    out = decoder.condition(*batches[0])
+    assert torch.equal(adapter.input_mean, before)
+    z = (batches[0][0] - real.mean(0)) / (real.var(0, unbiased=False) + 1e-5).sqrt()
+    torch.testing.assert_close(out, adapter.norm(adapter.proj(z)))

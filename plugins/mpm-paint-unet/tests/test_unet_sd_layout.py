@@ -108,15 +108,17 @@ def test_latent_sampling_and_training_run_through_the_vae(sd_checkpoint):
 def test_mpm_save_round_trips_adapter_unet_and_schedule(tmp_path):
     cfg = OmegaConf.structured(UNetDecoderConfig(
         image_size=16, block_out_channels=[16, 32], cross_attention_dim=32, scheduler="ddpm",
-        beta_schedule="squaredcos_cap_v2", pooled_conditioning=True,
+        beta_schedule="squaredcos_cap_v2", pooled_conditioning=True, adapter_standardize=True,
     ))
     original = UNetDecoder.from_config(cfg, BuildContext(llm_hidden_size=LLM_DIM))
     with torch.no_grad():
         original.adapter.proj.weight.normal_()
+    original.condition(torch.randn(2, 3, LLM_DIM) + 1)  # training mode: statistics to save
     original.save_pretrained(str(tmp_path / "trained"))
     assert {p.name for p in (tmp_path / "trained").iterdir()} == {"unet", "scheduler", "adapter"}
     loaded = load(tmp_path / "trained", scheduler="ddpm")
     assert loaded.vae is None and loaded.image_size == 16 and loaded.pooled_conditioning
+    assert loaded.adapter.standardize and int(loaded.adapter.input_count) == 6
     assert loaded.schedule["beta_schedule"] == "squaredcos_cap_v2"
     for a, b in ((original, loaded),):
         for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
