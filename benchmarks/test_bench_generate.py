@@ -20,7 +20,7 @@ QUESTIONS = ("What is in the image?", "Describe the scene in detail.", "What col
              "How many people are there?", "Is it day or night?", "What is the man holding?",
              "Where was this photo taken?", "Write a caption for this picture.")
 FOLLOW_UP = "And what is on the left side of it?"
-ROUNDS = {"cpu": (3, 1), "cuda": (10, 2)}
+ROUNDS = {"cpu": (5, 1), "cuda": (10, 2)}
 
 
 def _impls() -> list[str]:
