@@ -62,3 +62,27 @@ class LLMAdapter(nn.Module):
             scale = (self.input_var + 1e-5).rsqrt()
             hidden_states = ((hidden_states.float() - self.input_mean) * scale).to(hidden_states.dtype)
         return self.norm(self.dropout(self.proj(hidden_states)))
+
+
+class PromptPool(nn.Module):
+    """Attention pooling of the adapted prompt states into one vector per head
+    (the pooled-prompt input of a UNet with a projection class embedding).
+
+    The queries start at zero, i.e. as a plain masked mean; each head learns
+    which tokens matter (a colour word, a position phrase) far sooner than
+    the UNet's cross-attention does from scratch."""
+
+    def __init__(self, dim: int, heads: int = 4) -> None:
+        super().__init__()
+        self.dim, self.heads = dim, heads
+        self.queries = nn.Parameter(torch.zeros(heads, dim))
+
+    @property
+    def output_dim(self) -> int:
+        return self.dim * self.heads
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = torch.einsum("btd,hd->bht", states, self.queries.to(states.dtype)) / self.dim**0.5
+        scores = scores.masked_fill(~mask.bool()[:, None, :], torch.finfo(scores.dtype).min)
+        weights = scores.softmax(-1)
+        return torch.einsum("bht,btd->bhd", weights, states).flatten(1)

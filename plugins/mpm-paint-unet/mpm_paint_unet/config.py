@@ -39,11 +39,13 @@ class UNetDecoderConfig:
     attention_head_dim: int = 8
     cross_attention_dim: int = 64
     norm_num_groups: int = 8
-    # Also add the masked mean of the adapted prompt states to the timestep
-    # embedding (SDXL's pooled-text pathway, diffusers' "projection" class
-    # embedding). Not in VisCPM-Paint: a from-scratch toy UNet learns to follow
-    # prompts far sooner with it. A checkpoint's UNet config decides by itself.
+    # Also add an attention-pooled summary of the adapted prompt states
+    # (pool_heads vectors) to the timestep embedding (SDXL's pooled-text
+    # pathway through diffusers' "projection" class embedding). Not in
+    # VisCPM-Paint: a from-scratch toy UNet follows prompts far sooner with it.
+    # A checkpoint's UNet config decides by itself.
     pooled_conditioning: bool = False
+    pool_heads: int = 4
     latent_channels: int = 4
     vae_block_out_channels: list[int] = field(default_factory=lambda: [32, 64])
     seed: int = 0

@@ -13,7 +13,7 @@ from mpm_framework.contracts.base import BuildContext
 from mpm_framework.contracts.decoder import ImageDecoder
 from mpm_framework.errors import ConfigError, did_you_mean
 
-from .adapter import LLMAdapter
+from .adapter import LLMAdapter, PromptPool
 from .config import (
     DTYPE_CHOICES,
     PREDICTION_CHOICES,
@@ -42,6 +42,8 @@ def _validate(cfg: Any) -> None:
     check_scheduler_name(cfg.scheduler)
     if not 0.0 <= cfg.adapter_dropout < 1.0:
         raise ConfigError(f"model.decoder.adapter_dropout must be in [0, 1), got {cfg.adapter_dropout}")
+    if cfg.pool_heads < 1:
+        raise ConfigError(f"model.decoder.pool_heads must be at least 1, got {cfg.pool_heads}")
     if not 0.0 <= cfg.caption_dropout < 1.0:
         raise ConfigError(f"model.decoder.caption_dropout must be in [0, 1), got {cfg.caption_dropout}")
 
@@ -73,7 +75,8 @@ def _random_unet(cfg: Any):
             + (f" behind a VAE that downsamples {scale}x" if latent else "")
         )
     in_channels = cfg.latent_channels if latent else 3
-    pooled = {"class_embed_type": "projection", "projection_class_embeddings_input_dim": cfg.cross_attention_dim}
+    pooled = {"class_embed_type": "projection",
+              "projection_class_embeddings_input_dim": cfg.cross_attention_dim * cfg.pool_heads}
     return UNet2DConditionModel(
         **(pooled if cfg.pooled_conditioning else {}),
         sample_size=sample_size,
@@ -143,6 +146,15 @@ class UNetDecoder(ImageDecoder):
         self.guidance_scale, self.num_inference_steps = guidance_scale, num_inference_steps
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1
         self.pooled_conditioning = unet.config.class_embed_type == "projection"
+        self.pool: PromptPool | None = None
+        if self.pooled_conditioning:
+            width = int(unet.config.projection_class_embeddings_input_dim)
+            if width % adapter.cross_attention_dim:
+                raise ConfigError(
+                    f"the UNet's pooled-prompt input ({width}) is not a multiple of its cross-attention "
+                    f"width ({adapter.cross_attention_dim})"
+                )
+            self.pool = PromptPool(adapter.cross_attention_dim, width // adapter.cross_attention_dim)
         self.image_size = int(unet.config.sample_size) * self.vae_scale_factor
 
     # -- construction ----------------------------------------------------------
@@ -185,13 +197,16 @@ class UNetDecoder(ImageDecoder):
         if not isinstance(cross_dim, int):
             raise ConfigError(f"UNets with per-block cross_attention_dim ({cross_dim}) are not supported")
         adapter = LLMAdapter(context.llm_hidden_size, cross_dim, config.adapter_dropout, standardize=standardize)
-        if adapter_state is not None:
-            adapter.load_state_dict(adapter_state)
         decoder = cls(
             unet, vae, adapter, schedule,
             sampler=config.scheduler, trainable=config.trainable,
             guidance_scale=config.guidance_scale, num_inference_steps=config.num_inference_steps,
         )
+        if adapter_state is not None:
+            pool_state = {k[5:]: v for k, v in adapter_state.items() if k.startswith("pool.")}
+            adapter.load_state_dict({k: v for k, v in adapter_state.items() if not k.startswith("pool.")})
+            if decoder.pool is not None and pool_state:
+                decoder.pool.load_state_dict(pool_state)
         return decoder.to(dtype)
 
     def save_pretrained(self, path: str) -> None:
@@ -207,7 +222,7 @@ class UNetDecoder(ImageDecoder):
 
     def trainable_groups(self) -> dict[str, list[str]]:
         groups = {
-            "adapter": ["adapter."],
+            "adapter": ["adapter.", "pool."],
             "cross_attention": self.cross_attention_prefixes(),
             "unet": ["unet."],
         }
@@ -260,10 +275,7 @@ class UNetDecoder(ImageDecoder):
         (of the cross-attention and of the pooled condition alike)."""
         mask = mask.to(x.device)
         states = states.to(x.dtype)
-        pooled = None
-        if self.pooled_conditioning:
-            weights = mask.to(states.dtype).unsqueeze(-1)
-            pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        pooled = self.pool(states, mask) if self.pool is not None else None
         return self.unet(
             x, timesteps, encoder_hidden_states=states, encoder_attention_mask=mask, class_labels=pooled
         ).sample

@@ -126,5 +126,8 @@ def save_layout(decoder: Any, path: str | Path) -> None:
             indent=2,
         )
     )
-    state = {k: v.detach().contiguous().cpu() for k, v in adapter.state_dict().items()}
+    state = dict(adapter.state_dict())
+    if getattr(decoder, "pool", None) is not None:
+        state.update({f"pool.{k}": v for k, v in decoder.pool.state_dict().items()})
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     save_file(state, str(adapter_dir / ADAPTER_WEIGHTS))

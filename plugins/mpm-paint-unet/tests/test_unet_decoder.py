@@ -275,3 +275,20 @@ def test_adapter_standardization_tracks_real_tokens_and_freezes_in_eval():
     assert torch.equal(adapter.input_mean, before)
     z = (batches[0][0] - real.mean(0)) / (real.var(0, unbiased=False) + 1e-5).sqrt()
     torch.testing.assert_close(out, adapter.norm(adapter.proj(z)))
+
+
+def test_prompt_pooling_starts_as_the_masked_mean_and_ignores_padding():
+    decoder = make_decoder(pooled_conditioning=True, pool_heads=3)
+    pool = decoder.pool
+    assert pool.output_dim == 3 * 32 == decoder.unet.config.projection_class_embeddings_input_dim
+    assert "pool." in decoder.trainable_groups()["adapter"]
+    states = torch.randn(2, 4, 32)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    pooled = pool(states, mask).view(2, 3, 32)
+    torch.testing.assert_close(pooled[0, 1], states[0, :2].mean(0))
+    torch.testing.assert_close(pooled[1, 2], states[1].mean(0))
+    with torch.no_grad():
+        pool.queries.normal_()
+    padded = torch.cat([states, torch.randn(2, 3, 32) * 100], 1)
+    torch.testing.assert_close(pool(padded, torch.cat([mask, torch.zeros(2, 3, dtype=torch.long)], 1)),
+                               pool(states, mask))

@@ -113,6 +113,7 @@ def test_mpm_save_round_trips_adapter_unet_and_schedule(tmp_path):
     original = UNetDecoder.from_config(cfg, BuildContext(llm_hidden_size=LLM_DIM))
     with torch.no_grad():
         original.adapter.proj.weight.normal_()
+        original.pool.queries.normal_()
     original.condition(torch.randn(2, 3, LLM_DIM) + 1)  # training mode: statistics to save
     original.save_pretrained(str(tmp_path / "trained"))
     assert {p.name for p in (tmp_path / "trained").iterdir()} == {"unet", "scheduler", "adapter"}
