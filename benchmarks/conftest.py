@@ -29,17 +29,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_support, besid
 import bench_support
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _threads():
-    # Fixed threading so that ours and the peer's run under the same conditions.
-    torch.set_num_threads(int(os.environ.get("MPM_BENCH_THREADS", os.cpu_count() or 1)))
-    yield
-
-
 @pytest.fixture(scope="session")
 def bench_enabled(request) -> bool:
     session = getattr(request.config, "_benchmarksession", None)
     return session is not None and not session.disabled
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _threads(bench_enabled):
+    # Fixed threading so that ours and the peer's run under the same conditions;
+    # the smoke run takes one thread (tiny models, and shared CI runners).
+    default = (os.cpu_count() or 1) if bench_enabled else 1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get("MPM_BENCH_THREADS", default)))
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
