@@ -17,8 +17,8 @@ pretrained.
 from __future__ import annotations
 
 import json
-import math
 import random
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,6 +30,7 @@ import torch
 from ..contracts.language import LanguagePack
 from ..contracts.llm import PivotLLM
 from ..errors import ConfigError, MPMError
+from ..toyworld.render import render
 from ..toyworld.scene import Scene
 from ..toyworld.split import scene_split
 from .toy_classifier import (
@@ -37,7 +38,6 @@ from .toy_classifier import (
     ClassifierReport,
     accuracy,
     labels_of,
-    render_batch,
     single_object_scenes,
     train_classifier,
 )
@@ -189,70 +189,42 @@ def build_paint_stack(llm: PivotLLM, profile: PaintProfile, packs: dict[str, Lan
     return stack
 
 
-@dataclass
-class CaptionedRenders:
-    """Jittered renders of training scenes; a fresh caption is realised each time
-    one is drawn (the templates vary), in a language drawn from ``langs``."""
-
-    images: torch.Tensor
-    scenes: list[Scene]
-
-    def batches(
-        self, packs: dict[str, LanguagePack], langs: Sequence[str], batch_size: int, seed: int
-    ):
-        rng = random.Random(f"paint-batches/{seed}/{','.join(langs)}")
-        gen = torch.Generator().manual_seed(seed)
-        while True:
-            idx = torch.randint(0, len(self.scenes), (batch_size,), generator=gen)
-            prompts = [packs[rng.choice(langs)].realise_caption(self.scenes[i], rng) for i in idx.tolist()]
-            yield {"images": self.images[idx], "prompts": prompts}
+def caption_records(
+    scenes: Sequence[Scene], images: Sequence[Any], packs: dict[str, LanguagePack], langs: Sequence[str],
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Image-text pairs in the trainer's ``pairs`` format: each render gets a
+    caption realised in a language drawn from ``langs`` (templates vary)."""
+    rng = random.Random(f"paint-captions/{seed}/{','.join(langs)}")
+    records = []
+    for scene, image in zip(scenes, images, strict=True):
+        code = rng.choice(list(langs))
+        records.append({"image": image, "text": packs[code].realise_caption(scene, rng), "lang": code})
+    return records
 
 
 def train_decoder(
-    stack,
-    batches,
-    steps: int,
-    lr: float,
-    warmup_steps: int,
-    desc: str = "paint",
-    progress: bool = True,
-    on_step: Callable[[int, float], None] | None = None,
-) -> float:
-    """AdamW with warmup and cosine decay on the stack's trainable parameters;
-    returns the loss averaged over the last tenth of the steps."""
-    from tqdm.auto import tqdm
+    stack, records: list[dict[str, Any]], profile: PaintProfile, output_dir: Path, seed: int, progress: bool
+):
+    """The ``paint`` stage in the trainer (warmup + cosine, AdamW, caption
+    dropout from the decoder config); returns its TrainResult."""
+    from omegaconf import OmegaConf
 
-    params = [p for p in stack.parameters() if p.requires_grad]
-    if not params:
-        raise MPMError("nothing to train: the paint stack has no trainable parameters")
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    from ..training import train_stage
 
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress_ = (step - warmup_steps) / max(1, steps - warmup_steps)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress_))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    stack.train()
-    tail: list[float] = []
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
-    for step in bar:
-        loss = stack(next(batches))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        value = loss.item()
-        if step >= steps - max(1, steps // 10):
-            tail.append(value)
-        if on_step is not None:
-            on_step(step, value)
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{value:.4f}")
+    cfg = OmegaConf.create({
+        "run": {
+            "stage": "paint", "output_dir": str(output_dir), "max_steps": profile.steps,
+            "batch_size": profile.batch_size, "lr": profile.lr, "seed": seed,
+            "warmup_steps": profile.warmup_steps, "schedule": "cosine", "min_lr_ratio": 0.1,
+            "weight_decay": 0.0, "save_every": 0, "overwrite": True, "progress": progress,
+            "log_every": max(1, profile.steps // 5),
+        },
+        "data": {"max_bad_fraction": 0.0},
+    })
+    result = train_stage(stack, cfg, train_samples=records, progress=progress)
     stack.eval()
-    return sum(tail) / len(tail)
+    return result
 
 
 def score_condition(
@@ -353,7 +325,7 @@ def run_paint_experiment(
     )
     rng = random.Random(f"paint-renders/{seed}")
     picks = [train_scenes[i % len(train_scenes)] for i in range(prof.train_renders)]
-    data = CaptionedRenders(render_batch(picks, prof.image_size, rng), picks)
+    images = [render(scene, prof.image_size, rng) for scene in picks]
 
     result = PaintExperimentResult(prof.name, langs, report, {}, num_train_scenes=len(train_scenes),
                                    num_heldout_scenes=len(heldout))
@@ -361,20 +333,23 @@ def run_paint_experiment(
     conditions = [("zero_shot", ["en"])]
     if native and targets:
         conditions.append(("native", langs))
-    for name, train_langs in conditions:
-        torch.manual_seed(seed)
-        stack = build_paint_stack(llm, prof, packs, seed=seed)
-        log(f"[paint] {name}: training a decoder on captions in {', '.join(train_langs)} "
-            f"({prof.steps} steps)")
-        batches = data.batches(packs, train_langs, prof.batch_size, seed)
-        result.train_loss[name] = train_decoder(stack, batches, prof.steps, prof.lr, prof.warmup_steps,
-                                                desc=name, progress=progress)
-        scores = {}
-        for code in langs:
-            grid = out / f"{name}_{code}.png" if out is not None else None
-            scores[code] = score_condition(stack, classifier, scenes, packs[code], prof, heldout, seed, grid)
-        setattr(result, name, scores)
-        del stack
+    with tempfile.TemporaryDirectory(prefix="mpm-paint-") as scratch:
+        for name, train_langs in conditions:
+            torch.manual_seed(seed)
+            stack = build_paint_stack(llm, prof, packs, seed=seed)
+            log(f"[paint] {name}: training a decoder on captions in {', '.join(train_langs)} "
+                f"({prof.steps} steps)")
+            records = caption_records(picks, images, packs, train_langs, seed)
+            run_dir = (out / "runs" / name) if out is not None else Path(scratch) / name
+            trained = train_decoder(stack, records, prof, run_dir, seed, progress)
+            tail = trained.losses[-max(1, len(trained.losses) // 10):]
+            result.train_loss[name] = sum(tail) / len(tail)
+            scores = {}
+            for code in langs:
+                grid = out / f"{name}_{code}.png" if out is not None else None
+                scores[code] = score_condition(stack, classifier, scenes, packs[code], prof, heldout, seed, grid)
+            setattr(result, name, scores)
+            del stack
     result.seconds = time.time() - started
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
