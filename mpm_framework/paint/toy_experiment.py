@@ -46,7 +46,7 @@ from .toy_classifier import (
 @dataclass(frozen=True)
 class PaintProfile:
     name: str
-    image_size: int = 32
+    image_size: int = 24
     sizes: tuple[str, ...] = ("large",)
     # decoder (a random UNet in pixel space; the toy world has no pretrained one)
     block_out_channels: tuple[int, ...] = (16, 32, 64)
@@ -58,29 +58,59 @@ class PaintProfile:
     pooled_conditioning: bool = True  # a from-scratch UNet follows prompts sooner (see the decoder config)
     adapter_standardize: bool = True  # tiny pivots share one dominant direction across tokens
     train_renders: int = 2048
-    steps: int = 600
-    batch_size: int = 32
+    steps: int = 1200
+    batch_size: int = 16
     lr: float = 2e-3
     warmup_steps: int = 30
     # sampling
     scheduler: str = "ddim"
     sample_steps: int = 20
-    guidance_scale: float = 3.0
+    guidance_scale: float = 4.0
     eval_repeats: int = 1  # prompts per scene and language
     # judge
-    classifier_train: int = 2000
+    classifier_train: int = 1500
     classifier_test: int = 500
-    classifier_epochs: int = 6
+    classifier_epochs: int = 5
 
 
 PROFILES: dict[str, PaintProfile] = {
     "quick": PaintProfile("quick"),
     "full": PaintProfile(
-        "full", sizes=("small", "large"), block_out_channels=(32, 64, 96), train_renders=8192,
-        steps=4000, lr=1e-3, warmup_steps=200, sample_steps=40, eval_repeats=3,
-        classifier_train=6000, classifier_test=1000, classifier_epochs=10,
+        "full", image_size=32, block_out_channels=(32, 64, 96), train_renders=8192, steps=8000,
+        batch_size=32, lr=1e-3, warmup_steps=300, sample_steps=40, eval_repeats=3,
+        classifier_train=4000, classifier_test=1000, classifier_epochs=8,
     ),
 }
+
+
+def apply_settings(profile: PaintProfile, settings: Sequence[str]) -> PaintProfile:
+    """``["steps=3000", "block_out_channels=32,64,96"]`` -> a changed profile."""
+    import dataclasses
+
+    from ..errors import did_you_mean
+
+    fields = {f.name: f for f in dataclasses.fields(PaintProfile) if f.name != "name"}
+    changes: dict[str, Any] = {}
+    for item in settings:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in fields:
+            raise ConfigError(f"bad profile setting {item!r}.{did_you_mean(key, fields)} "
+                              f"Settings: {', '.join(fields)}")
+        current = getattr(profile, key)
+        try:
+            if isinstance(current, bool):
+                if raw.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(raw)
+                value: Any = raw.lower() in ("true", "1")
+            elif isinstance(current, tuple):
+                kind = type(current[0]) if current else str
+                value = tuple(kind(v.strip()) for v in raw.split(",") if v.strip())
+            else:
+                value = type(current)(raw)
+        except ValueError:
+            raise ConfigError(f"profile setting {key} takes a {type(current).__name__}, got {raw!r}") from None
+        changes[key] = value
+    return dataclasses.replace(profile, **changes)
 
 
 def get_profile(profile: str | PaintProfile) -> PaintProfile:
@@ -374,13 +404,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", default="quick", choices=sorted(PROFILES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-native", action="store_true", help="skip the native-caption decoder")
-    parser.add_argument("--out", default=None, help="folder for image grids and results JSON")
+    parser.add_argument("--out", default=None, help="folder for image grids, run folders and results JSON")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a profile setting, e.g. --set steps=3000 (repeatable)")
     parser.add_argument("overrides", nargs="*", help="config overrides for the LLM, e.g. model.llm.path=DIR")
     args = parser.parse_args(argv)
     try:
         llm = _load_llm(args.llm, list(args.overrides))
         langs = [c.strip() for c in args.lang.split(",") if c.strip()]
-        result = run_paint_experiment(llm, langs, args.profile, seed=args.seed, native=not args.no_native,
+        profile = apply_settings(get_profile(args.profile), args.settings)
+        result = run_paint_experiment(llm, langs, profile, seed=args.seed, native=not args.no_native,
                                       out_dir=args.out)
     except MPMError as exc:
         parser.exit(2, f"error: {exc}\n")

@@ -16,7 +16,14 @@ from mpm_framework.paint.toy_classifier import (
     single_object_scenes,
     train_classifier,
 )
-from mpm_framework.paint.toy_experiment import PROFILES, PaintProfile, get_profile, main, run_paint_experiment
+from mpm_framework.paint.toy_experiment import (
+    PROFILES,
+    PaintProfile,
+    apply_settings,
+    get_profile,
+    main,
+    run_paint_experiment,
+)
 from mpm_framework.testing import TinyLLM, TinyLLMConfig
 
 MICRO = PaintProfile(
@@ -82,10 +89,18 @@ def test_the_micro_profile_runs_every_step_and_writes_its_results(tmp_path, pain
     assert not any(p.requires_grad for p in llm.parameters())  # the pivot stayed frozen
 
 
-def test_profiles_and_the_command_line(capsys):
+def test_profiles_settings_and_the_command_line(capsys):
+    from mpm_framework.errors import ConfigError
+
     assert get_profile("quick") is PROFILES["quick"]
-    with pytest.raises(Exception, match="Did you mean 'quick'"):
+    with pytest.raises(ConfigError, match="Did you mean 'quick'"):
         get_profile("quik")
+    changed = apply_settings(PROFILES["quick"], ["steps=7", "block_out_channels=8,16", "pooled_conditioning=false"])
+    assert (changed.steps, changed.block_out_channels, changed.pooled_conditioning) == (7, (8, 16), False)
+    with pytest.raises(ConfigError, match="Did you mean 'steps'"):
+        apply_settings(PROFILES["quick"], ["stepz=3"])
+    with pytest.raises(ConfigError, match="takes a int"):
+        apply_settings(PROFILES["quick"], ["steps=many"])
     with pytest.raises(SystemExit):
         main(["--profile", "nope"])
     assert "unknown" not in capsys.readouterr().out
