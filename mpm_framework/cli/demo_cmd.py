@@ -33,9 +33,12 @@ def _split(_ctx, _param, value: str | None) -> list[str] | None:
                    "at most 2 per seed); 1 runs everything in this process.")
 @click.option("--threads", type=int, default=None,
               help="torch threads per worker process (default: CPU cores / workers).")
+@click.option("--paint", is_flag=True,
+              help="Also run the paint experiment (text -> image, VisCPM-Paint's claim) with the MPM "
+                   "pivot this run pretrained.")
 @click.option("--quiet", is_flag=True, help="No per-step progress bars.")
 @click.argument("overrides", nargs=-1)
-def demo(profile, langs, out, seeds, conditions, workers, threads, quiet, overrides) -> None:
+def demo(profile, langs, out, seeds, conditions, workers, threads, paint, quiet, overrides) -> None:
     """Run the whole MPM experiment on the built-in toy world.
 
     \b
@@ -92,9 +95,11 @@ def demo(profile, langs, out, seeds, conditions, workers, threads, quiet, overri
         command += ["--seed", ",".join(seeds)]
     if conditions:
         command += ["--conditions", ",".join(conditions)]
+    if paint:
+        command.append("--paint")
     command += list(overrides)
     settings = DemoSettings(
         profile=prof, langs=targets, out=out, conditions=conditions or list(CONDITIONS),
-        progress=not quiet, workers=workers, threads=threads, command=shlex.join(command),
+        progress=not quiet, workers=workers, threads=threads, paint=paint, command=shlex.join(command),
     )
     Demo(settings).run()

@@ -81,6 +81,7 @@ class DemoSettings:
     progress: bool = True
     command: str = ""
     workers: int = 1  # worker processes (jobs of a seed run in parallel where they can)
+    paint: bool = False  # also run the toy paint experiment with the pretrained MPM pivot
     threads: int | None = None  # torch threads per worker process
 
     def replace_progress(self, progress: bool) -> DemoSettings:
@@ -148,6 +149,28 @@ def run_overrides(stage: str, output_dir: Path, steps: int, batch: int, lr: floa
     ]
 
 
+def init_position_embeddings(vision: Any, std: float, seed: int) -> int:
+    """Redraw the learned position embeddings of a from-scratch vision tower.
+
+    transformers draws them with std 0.02 while the patch embeddings come out
+    near 0.5 at this size, so at first the tower barely knows where a patch is
+    -- and where a shape is, is half of what the toy world asks. A larger draw
+    lets alignment learn positions in far fewer steps. Returns how many
+    tables were redrawn (0 for towers without such a table)."""
+    import torch
+
+    if std <= 0:
+        return 0
+    generator = torch.Generator().manual_seed(seed)
+    count = 0
+    for name, module in vision.named_modules():
+        if name.endswith("position_embedding") and isinstance(module, torch.nn.Embedding):
+            with torch.no_grad():
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * std)
+            count += 1
+    return count
+
+
 def document_record(doc: Document) -> dict[str, Any]:
     """A corpus document in the trainer's formats (plain text or a text-only
     conversation: labels on the answer only)."""
@@ -196,7 +219,8 @@ class Demo:
 
     # -- stages --------------------------------------------------------------------
     def init_pivot(self, seed_dir: Path, seed: int) -> Path:
-        """The tokenizer (byte-level BPE trained on text of every language) and
+        """The tokenizer (byte-level BPE trained on text of every language, see
+        ``tokenizer.py``) and
         the random initial weights both pivots start from, saved together as a
         Hugging Face checkpoint by the llama plugin's toy helpers.
 
@@ -205,11 +229,13 @@ class Demo:
         words that play the same part in the corpus (the four colours, left and
         right) almost identical, and the pivot then takes thousands of steps to
         learn to tell them apart, hence to copy them from a description."""
-        from mpm_llm_llama.toy import build_tiny_llama, train_tokenizer
+        from mpm_llm_llama.toy import build_tiny_llama
+
+        from .tokenizer import train_toy_tokenizer
 
         p = self.profile
         path = seed_dir / "pivot-init"
-        train_tokenizer(tokenizer_texts(self.packs, seed), vocab_size=p.vocab_size, path=path)
+        train_toy_tokenizer(tokenizer_texts(self.packs, seed), vocab_size=p.vocab_size, path=path)
         build_tiny_llama(path, seed=seed, hidden_size=p.llm_hidden, intermediate_size=p.llm_intermediate,
                          num_layers=p.llm_layers, num_heads=p.llm_heads, max_position_embeddings=256,
                          tie_word_embeddings=True, initializer_range=p.llm_init_std)
@@ -260,6 +286,7 @@ class Demo:
         run.append("run.trainable=[vision,connector]")
         stack, cfg = self.compose_stack(pivot_dir, seed, run)
         cfg = stage_config(cfg, "align")
+        init_position_embeddings(stack.vision, p.vision_position_init_std, seed)
         shares = {c: 1.0 for c in self.packs} if native else {"en": 1.0}
         data = align_records(self.packs, shares, p.align_samples, seed, p.image_size)
         train_stage(stack, cfg, train_samples=data, progress=self.s.progress)
@@ -469,7 +496,28 @@ class Demo:
             raise MPMError("the demo run is incomplete:\n  " + "\n  ".join(problems))
         _log(f"all stages ran, every metric is in [0, 1]; {self.s.out / 'results.md'} "
              f"({summary['total_s']:.0f} s)")
+        if self.s.paint:
+            summary["paint"] = self.run_paint()
         return summary
+
+    def run_paint(self) -> dict[str, Any]:
+        """VisCPM-Paint's claim on the same toy world (``mpm_framework.paint``),
+        with the MPM pivot this run pretrained (first seed), kept frozen."""
+        from ..contracts.base import BuildContext
+        from ..paint.toy_experiment import run_paint_experiment
+        from ..plugins import get_registry
+
+        seed = self.profile.seeds[0]
+        pivot_dir = self.seed_dir(seed) / "pivots" / "mpm" / "model"
+        cfg = self._resolve(llm_overrides(pivot_dir), vision=False)
+        llm = get_registry().get("llm", "llama").load_factory().from_config(cfg.model.llm, BuildContext())
+        out = self.s.out / "paint"
+        _log(f"paint: decoders trained on English (and, native, every language) captions through the "
+             f"frozen '{pivot_dir.parent.name}' pivot; results in {out}")
+        result = run_paint_experiment(llm, self.langs, self.profile.name, seed=seed, out_dir=out,
+                                      packs=self.packs, progress=self.s.progress, log=_log)
+        print(result.table(), flush=True)
+        return result.to_json()
 
 
 @dataclass(frozen=True)

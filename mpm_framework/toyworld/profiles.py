@@ -23,13 +23,13 @@ class Profile:
     seeds: list[int] = field(default_factory=lambda: [0])
     # -- pivot LLM (a tiny Llama, trained from scratch) ---------------------------
     vocab_size: int = 800
-    llm_hidden: int = 64
+    llm_hidden: int = 96
     llm_layers: int = 3
     llm_heads: int = 4
-    llm_intermediate: int = 192
-    llm_init_std: float = 0.1  # see Demo.init_pivot: 0.02 (transformers' default) is too small at width 64
-    corpus_documents: int = 20000
-    pretrain_steps: int = 1000
+    llm_intermediate: int = 288
+    llm_init_std: float = 0.1  # see Demo.init_pivot: 0.02 (transformers' default) is too small at this width
+    corpus_documents: int = 12000
+    pretrain_steps: int = 600
     pretrain_batch: int = 32
     pretrain_lr: float = 3e-3
     # -- vision encoder (tiny CLIP tower, trained from scratch in align) ----------
@@ -38,22 +38,23 @@ class Profile:
     vision_hidden: int = 64
     vision_layers: int = 2
     vision_heads: int = 4
+    vision_position_init_std: float = 0.5  # see experiment.init_position_embeddings
     connector: str = "mlp2x_gelu"
     # -- stages ---------------------------------------------------------------------
     align_samples: int = 8000
-    align_steps: int = 400
+    align_steps: int = 300
     align_batch: int = 32
     align_lr: float = 2e-3
     instruct_samples: int = 8000
-    instruct_steps: int = 200
+    instruct_steps: int = 100
     instruct_batch: int = 32
-    instruct_lr: float = 5e-4
+    instruct_lr: float = 1e-4
     instruct_caption_share: float = 0.3
     calibration_share: float = 0.02
     # -- evaluation -----------------------------------------------------------------
-    eval_scenes: int = 40
+    eval_scenes: int = 30
     questions_per_scene: int = 2
-    probe_scenes: int = 24  # text-only probe of the pivots' cross-lingual ability
+    probe_scenes: int = 16  # text-only probe of the pivots' cross-lingual ability
     max_new_tokens: int = 48
     eval_batch: int = 64
 
@@ -67,13 +68,12 @@ PROFILES: dict[str, Profile] = {
         name="full",
         seeds=[0, 1, 2],
         corpus_documents=40000,
-        pretrain_steps=3000,
+        pretrain_steps=2500,
         align_samples=16000,
         align_steps=1000,
-        instruct_samples=16000,
-        instruct_steps=500,
-        eval_scenes=100,
-        probe_scenes=60,
+        instruct_steps=300,
+        eval_scenes=80,
+        probe_scenes=40,
     ),
 }
 
