@@ -379,6 +379,8 @@ def run_paint_experiment(
                 grid = out / f"{name}_{code}.png" if out is not None else None
                 scores[code] = score_condition(stack, classifier, scenes, packs[code], prof, heldout, seed, grid)
             setattr(result, name, scores)
+            if out is not None:  # loadable with model.decoder.path=... next to the same pivot
+                stack.decoder.save_pretrained(str(out / "decoders" / name))
             del stack
     result.seconds = time.time() - started
     if out is not None:
