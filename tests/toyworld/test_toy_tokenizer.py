@@ -1,0 +1,73 @@
+"""The toy pivot's tokenizer: the llama plugin's format, CJK characters kept apart."""
+
+from __future__ import annotations
+
+import pytest
+
+from mpm_framework.contracts.prompt import Turn
+
+pytest.importorskip("mpm_llm_llama")
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory, packs):
+    from mpm_framework.toyworld.corpus import tokenizer_texts
+    from mpm_framework.toyworld.tokenizer import train_toy_tokenizer
+
+    path = tmp_path_factory.mktemp("toytok")
+    train_toy_tokenizer(tokenizer_texts(packs, 0, n=400), vocab_size=600, path=path)
+    return path
+
+
+def test_han_characters_never_merge_across_characters(tokenizer_dir, packs):
+    import random
+
+    from transformers import AutoTokenizer
+
+    from mpm_framework.toyworld.scene import sample_scene
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    rng = random.Random(0)
+    for _ in range(20):
+        text = packs["zh"].realise_caption(sample_scene(rng), rng)
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        pieces = [tok.decode([i]) for i in ids]
+        assert all(len(p) == 1 for p in pieces if any("\u4e00" <= ch <= "\u9fff" for ch in p)), pieces
+        assert tok.decode(ids) == text
+    words = tok(" triangle", add_special_tokens=False)["input_ids"]
+    assert len(words) == 1  # Latin words still merge into whole-word tokens
+
+
+def test_the_llama_plugin_loads_it_with_the_toy_chat_format(tokenizer_dir):
+    from mpm_llm_llama.toy import build_tiny_llama
+
+    from mpm_framework.contracts.base import BuildContext
+    from mpm_framework.plugins import get_registry
+
+    build_tiny_llama(tokenizer_dir, hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2,
+                     initializer_range=0.1)
+    cls = get_registry().get("llm", "llama").load_factory()
+    llm = cls.from_config({"path": str(tokenizer_dir)}, BuildContext())
+    enc = llm.format_prompt([Turn("user", "<image>\n描述一下这张图片。"), Turn("assistant", "左边有一个红色圆形。")], 4)
+    assert enc.num_image_slots == 4
+    answer = [t for t, label in zip(enc.input_ids, enc.labels) if label != -100]
+    assert llm.decode_text(answer) == "左边有一个红色圆形。"
+    weights = llm.hf.get_input_embeddings().weight
+    assert 0.07 < float(weights.detach().std()) < 0.13  # drawn with the toy init, not transformers' 0.02
+
+
+def test_tower_position_embeddings_are_redrawn_reproducibly():
+    from mpm_vision_clip.config import ClipVisionConfig
+    from mpm_vision_clip.encoder import ClipEncoder
+    from omegaconf import OmegaConf
+
+    from mpm_framework.contracts.base import BuildContext
+    from mpm_framework.toyworld.experiment import init_position_embeddings
+
+    cfg = OmegaConf.structured(ClipVisionConfig)
+    cfg.tiny.image_size, cfg.tiny.patch_size, cfg.feature_layer = 64, 16, -1
+    towers = [ClipEncoder.from_config(cfg, BuildContext()) for _ in range(2)]
+    assert [init_position_embeddings(t, 0.5, seed=3) for t in towers] == [1, 1]
+    tables = [dict(t.named_parameters())["model.embeddings.position_embedding.weight"].detach() for t in towers]
+    assert tables[0].equal(tables[1]) and 0.4 < float(tables[0].std()) < 0.6
+    assert init_position_embeddings(towers[0], 0.0, seed=3) == 0
