@@ -163,6 +163,13 @@ class UNetDecoder(ImageDecoder):
         _validate(config)
         if context.llm_hidden_size is None:
             raise ConfigError("the unet decoder needs the pivot LLM's hidden size (build it in a paint stack)")
+        # Seeded construction that leaves the caller's RNG stream alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            return cls._build(config, context)
+
+    @classmethod
+    def _build(cls, config: Any, context: BuildContext) -> UNetDecoder:
         dtype = _DTYPES[config.dtype]
         adapter_state = None
         standardize = bool(config.adapter_standardize)
@@ -189,7 +196,6 @@ class UNetDecoder(ImageDecoder):
                 adapter_state = loaded.adapter_state
                 standardize = bool(loaded.adapter_config.get("standardize", False))
         else:
-            torch.manual_seed(config.seed)
             unet = _random_unet(config)
             vae = _random_vae(config) if config.space == "latent" else None
             schedule = random_schedule_config(config)
