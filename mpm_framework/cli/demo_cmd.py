@@ -36,9 +36,13 @@ def _split(_ctx, _param, value: str | None) -> list[str] | None:
 @click.option("--paint", is_flag=True,
               help="Also run the paint experiment (text -> image, VisCPM-Paint's claim) with the MPM "
                    "pivot this run pretrained.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run in --out: jobs it finished (pivots, alignments, "
+                   "conditions) are kept.")
 @click.option("--quiet", is_flag=True, help="No per-step progress bars.")
 @click.argument("overrides", nargs=-1)
-def demo(profile, langs, out, seeds, conditions, workers, threads, paint, quiet, overrides) -> None:
+def demo(profile, langs, out, seeds, conditions, workers, threads, paint, resume, quiet,
+         overrides) -> None:
     """Run the whole MPM experiment on the built-in toy world.
 
     \b
@@ -100,6 +104,7 @@ def demo(profile, langs, out, seeds, conditions, workers, threads, paint, quiet,
     command += list(overrides)
     settings = DemoSettings(
         profile=prof, langs=targets, out=out, conditions=conditions or list(CONDITIONS),
-        progress=not quiet, workers=workers, threads=threads, paint=paint, command=shlex.join(command),
+        progress=not quiet, workers=workers, threads=threads, paint=paint, resume=resume,
+        command=shlex.join(command),
     )
     Demo(settings).run()

@@ -82,6 +82,7 @@ class DemoSettings:
     command: str = ""
     workers: int = 1  # worker processes (jobs of a seed run in parallel where they can)
     paint: bool = False  # also run the toy paint experiment with the pretrained MPM pivot
+    resume: bool = False  # keep the jobs an earlier run of the same settings finished
     threads: int | None = None  # torch threads per worker process
 
     def replace_progress(self, progress: bool) -> DemoSettings:
@@ -401,7 +402,11 @@ class Demo:
         else:  # pragma: no cover - plan() makes only the kinds above
             raise MPMError(f"unknown job kind {job.kind}")
         result["elapsed_s"] = round(time.time() - started, 2)
+        _write_json(self.job_file(job), result)  # marks the job done (--resume)
         return result
+
+    def job_file(self, job: Job) -> Path:
+        return self.seed_dir(job.seed) / "jobs" / f"{job.kind}-{job.name}.json"
 
     def _execute(self, jobs: list[Job]) -> dict[str, dict[str, Any]]:
         """Run the jobs in dependency order: in this process (``workers`` 1), or
@@ -412,8 +417,17 @@ class Demo:
 
         results: dict[str, dict[str, Any]] = {}
         pending = {job.id: job for job in jobs}
-        bar = tqdm(total=len(jobs), desc="demo", unit="job", dynamic_ncols=True, disable=not self.s.progress,
-                   position=0)
+        if self.s.resume:
+            for job in jobs:
+                file = self.job_file(job)
+                if file.is_file() and all(d in results for d in job.deps):
+                    results[job.id] = json.loads(file.read_text(encoding="utf-8"))
+                    self.timings[job.timing_key] = results[job.id].get("elapsed_s", 0.0)
+                    del pending[job.id]
+            if results:
+                _log(f"resume: {len(results)} of {len(jobs)} jobs already done in {self.s.out}")
+        bar = tqdm(total=len(jobs), initial=len(results), desc="demo", unit="job", dynamic_ncols=True,
+                   disable=not self.s.progress, position=0)
 
         def finished(job: Job, result: dict[str, Any]) -> None:
             results[job.id] = result
@@ -453,6 +467,23 @@ class Demo:
         finally:
             bar.close()
 
+    def _check_resume(self, settings: dict[str, Any]) -> None:
+        """``--resume`` continues only a run of the same profile and languages;
+        a fresh run forgets the jobs an earlier run left in the folder."""
+        import shutil
+
+        previous = self.s.out / "settings.json"
+        if self.s.resume:
+            if previous.is_file():
+                old = json.loads(previous.read_text(encoding="utf-8"))
+                for key in ("profile", "langs"):
+                    if old.get(key) != json.loads(json.dumps(settings[key])):
+                        raise MPMError(f"--resume: {self.s.out} holds a run with other {key} settings; "
+                                       "continue it with the same options or choose another --out")
+            return
+        for seed_dir in self.s.out.glob("seed*"):
+            shutil.rmtree(seed_dir / "jobs", ignore_errors=True)
+
     def run(self) -> dict[str, Any]:
         from .report import aggregate, write_report
 
@@ -460,12 +491,15 @@ class Demo:
         self.s.out.mkdir(parents=True, exist_ok=True)
         settings = {"profile": asdict(self.profile), "langs": self.langs, "conditions": self.s.conditions,
                     "workers": self.s.workers, "command": self.s.command}
+        self._check_resume(settings)
         _write_json(self.s.out / "settings.json", settings)
         _log(f"profile '{self.profile.name}', languages en + {', '.join(self.langs)}, seeds "
              f"{self.profile.seeds}, conditions {', '.join(self.s.conditions)}, {self.s.workers} worker "
              f"process(es); writing to {self.s.out}")
         for seed in self.profile.seeds:
             self.seed_dir(seed).mkdir(parents=True, exist_ok=True)
+            if self.s.resume and (self.seed_dir(seed) / "pivot-init" / "config.json").is_file():
+                continue
             self._timed("pivot-init", lambda sd=seed: self.init_pivot(self.seed_dir(sd), sd))
         jobs = self.plan()
         results = self._execute(jobs)
