@@ -65,8 +65,8 @@ class PaintProfile:
     # sampling
     scheduler: str = "ddim"
     sample_steps: int = 20
-    guidance_scale: float = 4.0
-    eval_repeats: int = 1  # prompts per scene and language
+    guidance_scale: float = 2.0  # higher scales oversaturate what a briefly trained decoder paints
+    eval_repeats: int = 2  # prompts per scene and language
     # judge
     classifier_train: int = 1500
     classifier_test: int = 500
@@ -145,7 +145,8 @@ class PaintExperimentResult:
     classifier: ClassifierReport
     zero_shot: dict[str, ConditionScores]  # decoder trained on English captions only
     native: dict[str, ConditionScores] = field(default_factory=dict)  # trained on every language
-    train_loss: dict[str, float] = field(default_factory=dict)  # final smoothed loss per decoder
+    train_loss: dict[str, float] = field(default_factory=dict)  # mean loss of the last tenth of the steps
+    start_loss: dict[str, float] = field(default_factory=dict)  # mean loss of the first tenth
     num_train_scenes: int = 0
     num_heldout_scenes: int = 0
     seconds: float = 0.0
@@ -372,8 +373,9 @@ def run_paint_experiment(
             records = caption_records(picks, images, packs, train_langs, seed)
             run_dir = (out / "runs" / name) if out is not None else Path(scratch) / name
             trained = train_decoder(stack, records, prof, run_dir, seed, progress)
-            tail = trained.losses[-max(1, len(trained.losses) // 10):]
-            result.train_loss[name] = sum(tail) / len(tail)
+            tenth = max(1, len(trained.losses) // 10)
+            result.train_loss[name] = sum(trained.losses[-tenth:]) / tenth
+            result.start_loss[name] = sum(trained.losses[:tenth]) / tenth
             scores = {}
             for code in langs:
                 grid = out / f"{name}_{code}.png" if out is not None else None
