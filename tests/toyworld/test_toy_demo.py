@@ -60,6 +60,18 @@ def test_demo_pipeline_integrity_at_tiny_scale(tmp_path, packs):
     assert {r["lang"] for r in rows} == {"en", "de"}
     assert "pretrain_steps=4" in (out / "results.md").read_text(encoding="utf-8")
 
+    # --resume keeps finished jobs: only the condition whose record is gone runs again
+    (seed / "jobs" / "instruct-native.json").unlink()
+    before = (seed / "conditions" / "mpm" / "eval" / "predictions.jsonl").stat().st_mtime_ns
+    again = CliRunner().invoke(cli, ["demo", "--langs", "de", "--out", str(out), "--workers", "1",
+                                     "--threads", "1", "--quiet", "--resume", *TINY])
+    assert again.exit_code == 0, again.output
+    assert "resume: 8 of 9 jobs already done" in again.output
+    assert (seed / "conditions" / "mpm" / "eval" / "predictions.jsonl").stat().st_mtime_ns == before
+    assert (seed / "jobs" / "instruct-native.json").is_file() and check_run(out) == []
+    other = CliRunner().invoke(cli, ["demo", "--langs", "fr", "--out", str(out), "--resume", *TINY])
+    assert other.exit_code != 0 and "other langs settings" in other.output
+
 
 @pytest.mark.slow
 def test_quick_profile_end_to_end(tmp_path, packs):
