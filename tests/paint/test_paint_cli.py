@@ -48,6 +48,26 @@ def test_several_prompts_and_images_get_numbered_files(paint_components, tmp_pat
     assert Image.open(tmp_path / "grid-1-1.png").text["seed"] == "1"
 
 
+def test_rerank_keeps_the_best_candidate(paint_components, tiny_clip, tmp_path):
+    path, _, _ = tiny_clip
+    out = tmp_path / "best.png"
+    result = run_cli(*compose_args(), "paint", "a red circle", "--out", str(out), "--steps", "2",
+                     "--images", "3", "--keep", "1", "--rerank", str(path))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".png") == ["best.png"]
+    from mpm_framework.composition import compose
+    from mpm_framework.paint.sampling import paint
+    from mpm_framework.paint.scoring import CLIPScorer
+
+    stack = compose(llm="tiny-llm", decoder="unet", overrides=TINY)  # the same seeded stack
+    candidates = paint(stack, "a red circle", num_steps=2, images_per_prompt=3)[0]
+    scores = CLIPScorer(path).score(candidates.images, "a red circle")
+    best = max(range(3), key=lambda k: scores[k])
+    saved = Image.open(out)
+    assert saved.text["seed"] == str(candidates.seeds[best])
+    assert float(saved.text["score"]) == pytest.approx(scores[best], abs=1e-3)
+
+
 def test_refused_prompts_and_bad_options_are_one_line_errors(paint_components, tmp_path):
     blocklist = tmp_path / "block.txt"
     blocklist.write_text("circle\n", encoding="utf-8")

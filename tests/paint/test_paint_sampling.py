@@ -1,7 +1,5 @@
 """Painting: seeds, guidance and the negative prompt, batches, filters, reranking."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -99,38 +97,11 @@ def test_to_pil_maps_the_value_range():
     assert np.asarray(images[0]).tolist() == [[[0, 128, 255], [255, 128, 0]]]
 
 
-def _tiny_clip(path):
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
-
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "a</w>": 2, "red</w>": 3, "circle</w>": 4}
-    path.mkdir()
-    (path / "vocab.json").write_text(json.dumps(vocab))
-    (path / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(path / "vocab.json"), str(path / "merges.txt"))
-    processor = CLIPProcessor(
-        image_processor=CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}),
-        tokenizer=tokenizer,
-    )
-    config = CLIPConfig(
-        text_config={"vocab_size": len(vocab), "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                     "num_attention_heads": 2, "max_position_embeddings": 16, "bos_token_id": 0,
-                     "eos_token_id": 1, "pad_token_id": 1},
-        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "image_size": 16, "patch_size": 8},
-        projection_dim=8,
-    )
-    torch.manual_seed(0)
-    model = CLIPModel(config)
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return model, processor
-
-
-def test_a_local_clip_checkpoint_reranks(tiny_paint_stack, tmp_path):
+def test_a_local_clip_checkpoint_reranks(tiny_paint_stack, tiny_clip, tmp_path):
     from mpm_framework.paint.scoring import CLIPScorer
 
-    model, processor = _tiny_clip(tmp_path / "clip")
-    scorer = CLIPScorer(tmp_path / "clip")
+    path, model, processor = tiny_clip
+    scorer = CLIPScorer(path)
     result = paint(tiny_paint_stack, "a red circle", num_steps=2, images_per_prompt=3, scorer=scorer)[0]
     inputs = processor(text=["a red circle"], images=result.images, return_tensors="pt", padding=True)
     with torch.no_grad():
