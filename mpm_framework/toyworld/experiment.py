@@ -44,7 +44,7 @@ from typing import Any
 from ..contracts.language import LanguagePack
 from ..errors import MPMError
 from .corpus import CorpusConfig, Document, build_corpus, tokenizer_texts
-from .datasets import CAPTION_TASK, EvalItem, align_records, eval_items, instruct_records
+from .datasets import CAPTION_TASK, VQA_TASK, EvalItem, align_records, eval_items, instruct_records
 from .profiles import Profile
 from .scoring import score_responses
 
@@ -220,16 +220,15 @@ class Demo:
 
     # -- stages --------------------------------------------------------------------
     def init_pivot(self, seed_dir: Path, seed: int) -> Path:
-        """The tokenizer (byte-level BPE trained on text of every language, see
-        ``tokenizer.py``) and
-        the random initial weights both pivots start from, saved together as a
-        Hugging Face checkpoint by the llama plugin's toy helpers.
+        """The tokenizer (byte-level BPE on text of every language, ``tokenizer.py``)
+        and the random initial weights both pivots start from, saved together as
+        a Hugging Face checkpoint with the llama plugin's toy helper.
 
         The weights are drawn with ``llm_init_std``: transformers' default of
-        0.02 suits widths near 1000; at width 64 it leaves the embeddings of
+        0.02 suits widths near 1000; at width 64-96 it leaves the embeddings of
         words that play the same part in the corpus (the four colours, left and
         right) almost identical, and the pivot then takes thousands of steps to
-        learn to tell them apart, hence to copy them from a description."""
+        tell them apart, hence to copy them from a description."""
         from mpm_llm_llama.toy import build_tiny_llama
 
         from .tokenizer import train_toy_tokenizer
@@ -316,16 +315,21 @@ class Demo:
         return folder, stack
 
     # -- evaluation -------------------------------------------------------------------
-    def generate(self, stack, items: list[EvalItem]) -> list[str]:
+    def generate(self, stack, items: list[EvalItem] | list[Any], with_images: bool = True) -> list[str]:
+        """Greedy responses, captions and answers batched separately (their
+        lengths differ by an order of magnitude)."""
         p = self.profile
-        responses: list[str | None] = [None] * len(items)
-        for task, limit in ((CAPTION_TASK, p.max_new_tokens), ("vqa", 16)):
+        responses = [""] * len(items)
+        for task, limit in ((CAPTION_TASK, p.max_new_tokens), (VQA_TASK, 16)):
             index = [i for i, it in enumerate(items) if it.task == task]
-            out = stack.generate([items[i].image for i in index], [items[i].prompt for i in index],
-                                 batch_size=p.eval_batch, max_new_tokens=limit)
+            if not index:
+                continue
+            images = [items[i].image for i in index] if with_images else None
+            out = stack.generate(images, [items[i].prompt for i in index], batch_size=p.eval_batch,
+                                 max_new_tokens=limit)
             for i, text in zip(index, out):
                 responses[i] = text
-        return [r or "" for r in responses]
+        return responses
 
     def evaluate(self, stack, items: list[EvalItem], folder: Path) -> dict[str, dict[str, float]]:
         responses = self.generate(stack, items)
@@ -344,14 +348,7 @@ class Demo:
         from .probe import probe_items, score_probe
 
         items = probe_items(self.packs, self.langs, self.profile.probe_scenes, seed)
-        p = self.profile
-        responses: list[str] = [""] * len(items)
-        for task, limit in ((CAPTION_TASK, p.max_new_tokens), ("vqa", 16)):
-            index = [i for i, it in enumerate(items) if it.task == task]
-            out = stack.generate(None, [items[i].prompt for i in index], batch_size=p.eval_batch,
-                                 max_new_tokens=limit)
-            for i, text in zip(index, out):
-                responses[i] = text
+        responses = self.generate(stack, items, with_images=False)
         return score_probe(items, responses, self.packs)
 
     # -- jobs -----------------------------------------------------------------------------
