@@ -474,7 +474,11 @@ class Demo:
             if previous.is_file():
                 old = json.loads(previous.read_text(encoding="utf-8"))
                 for key in ("profile", "langs"):
-                    if old.get(key) != json.loads(json.dumps(settings[key])):
+                    mine, theirs = json.loads(json.dumps(settings[key])), old.get(key)
+                    if isinstance(mine, dict) and isinstance(theirs, dict):  # settings added later: ignored
+                        mine = {k: v for k, v in mine.items() if k in theirs}
+                        theirs = {k: v for k, v in theirs.items() if k in mine}
+                    if mine != theirs:
                         raise MPMError(f"--resume: {self.s.out} holds a run with other {key} settings; "
                                        "continue it with the same options or choose another --out")
             return
@@ -498,6 +502,13 @@ class Demo:
             if self.s.resume and (self.seed_dir(seed) / "pivot-init" / "config.json").is_file():
                 continue
             self._timed("pivot-init", lambda sd=seed: self.init_pivot(self.seed_dir(sd), sd))
+        if self.profile.export_records > 0:
+            from .export import export_data
+
+            seed = self.profile.seeds[0]
+            self._timed("export", lambda: export_data(
+                self.packs, self.langs, self.s.out / "data", self.profile.export_records, seed,
+                self.profile.calibration_share, self.profile.image_size))
         jobs = self.plan()
         results = self._execute(jobs)
         per_seed = []

@@ -57,6 +57,7 @@ class Profile:
     probe_scenes: int = 16  # text-only probe of the pivots' cross-lingual ability
     max_new_tokens: int = 48
     eval_batch: int = 64
+    export_records: int = 500  # align/instruct records written to <out>/data (examples/recipes/toy.yaml)
 
     def replace(self, **changes: Any) -> Profile:
         return dataclasses.replace(self, **changes)

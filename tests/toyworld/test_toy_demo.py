@@ -17,7 +17,8 @@ from mpm_framework.toyworld.integrity import check_run
 
 TINY = ["pretrain_steps=4", "align_steps=3", "instruct_steps=3", "corpus_documents=120", "align_samples=64",
         "instruct_samples=64", "eval_scenes=3", "probe_scenes=2", "pretrain_batch=8", "align_batch=8",
-        "instruct_batch=8", "max_new_tokens=8"]
+        "instruct_batch=8", "max_new_tokens=8", "export_records=16"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -34,7 +35,7 @@ def test_cli_user_errors_are_one_line(args, message, tmp_path, packs):
     assert "Traceback" not in result.output
 
 
-def test_demo_pipeline_integrity_at_tiny_scale(tmp_path, packs):
+def test_demo_pipeline_integrity_at_tiny_scale(tmp_path, packs, monkeypatch):
     """Every stage and every condition, one target language, a handful of steps."""
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, ["demo", "--langs", "de", "--out", str(out), "--workers", "1",
@@ -71,6 +72,20 @@ def test_demo_pipeline_integrity_at_tiny_scale(tmp_path, packs):
     assert (seed / "jobs" / "instruct-native.json").is_file() and check_run(out) == []
     other = CliRunner().invoke(cli, ["demo", "--langs", "fr", "--out", str(out), "--resume", *TINY])
     assert other.exit_code != 0 and "other langs settings" in other.output
+
+    # the exported data and pivot train with `mpm compose` and the shipped toy recipe
+    rows = (out / "data" / "align_en.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 16 and (out / "data" / json.loads(rows[0])["image"]).is_file()
+    work = tmp_path / "work"
+    (work / "runs").mkdir(parents=True)
+    (work / "runs" / "demo").symlink_to(out)
+    monkeypatch.chdir(work)
+    recipe = ROOT / "examples" / "recipes" / "toy.yaml"
+    trained = CliRunner().invoke(cli, ["compose", "--lang", "de", "--config", str(recipe), "run.max_steps=2",
+                                       "run.batch_size=4", "train", "--stage", "align,instruct",
+                                       "--no-progress"])
+    assert trained.exit_code == 0, trained.output
+    assert (work / "runs" / "toy-compose" / "instruct" / "final" / "model.safetensors").is_file()
 
 
 @pytest.mark.slow
