@@ -64,8 +64,10 @@ class PivotLLM(Component):
 
     def pack(self, encodings: list[PromptEncoding], max_length: int) -> list[PromptEncoding]:
         """Merge short encodings into rows of at most ``max_length`` tokens whose
-        samples cannot attend to each other. Models without packing support
-        return the input unchanged (``supports_packing`` False)."""
+        samples cannot attend to each other. Samples must keep their order (the
+        batch's images are stacked in sample order and fill the image slots in
+        row-major order). Models without packing support return the input
+        unchanged (``supports_packing`` False)."""
         return encodings
 
     supports_packing: bool = False

@@ -19,23 +19,25 @@ PACK_KEYS = ("position_ids", "sequence_ids")
 
 
 def pack_encodings(encodings: list[PromptEncoding], max_length: int) -> list[PromptEncoding]:
-    """First-fit packing in data order. A sample longer than ``max_length`` gets a
-    row of its own (truncation is the data pipeline's decision, not packing's)."""
+    """Pack consecutive samples into rows of at most ``max_length`` tokens, in
+    data order: the trainer stacks the batch's images in sample order, so the
+    image slots of the packed rows must come in that order too (first-fit would
+    reorder samples and put images in other samples' slots). A sample longer
+    than ``max_length`` gets a row of its own (truncation is the data pipeline's
+    decision, not packing's)."""
     if max_length <= 0:
         raise DataError(f"packing needs a positive max_length, got {max_length}")
     rows: list[list[PromptEncoding]] = []
-    sizes: list[int] = []
+    width = 0
     for enc in encodings:
         if any(key in enc.extra for key in PACK_KEYS):
             raise DataError("an encoding is already packed; pack raw encodings only")
-        for i, size in enumerate(sizes):
-            if size + len(enc) <= max_length:
-                rows[i].append(enc)
-                sizes[i] += len(enc)
-                break
+        if rows and width + len(enc) <= max_length:
+            rows[-1].append(enc)
+            width += len(enc)
         else:
             rows.append([enc])
-            sizes.append(len(enc))
+            width = len(enc)
     return [_merge(row) for row in rows]
 
 

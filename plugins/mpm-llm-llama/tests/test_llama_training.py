@@ -228,3 +228,20 @@ def test_tied_head_is_listed_under_the_embedding(qwen2_dir):
     llm = HFCausalLM.from_pretrained(qwen2_dir)
     groups = llm.trainable_groups()
     assert groups["lm_head"] == groups["embeddings"] == ["hf.model.embed_tokens.weight"]
+
+
+def test_packing_keeps_sample_order_for_image_slots():
+    """Images are stacked in sample order, so packed rows must keep that order:
+    the k-th run of image slots in row-major order belongs to the k-th sample."""
+    from mpm_llm_llama.packing import pack_encodings
+
+    from mpm_framework.contracts.prompt import PromptEncoding
+
+    lengths = [7, 3, 6, 2, 5]  # first-fit would move sample 1 (3) next to sample 0
+    encodings = [PromptEncoding([100 + i] * n, [-100] * n, [True] + [False] * (n - 1))
+                 for i, n in enumerate(lengths)]
+    rows = pack_encodings(encodings, max_length=10)
+    flat = [t for row in rows for t, slot in zip(row.input_ids, row.image_mask, strict=True) if slot]
+    assert flat == [100, 101, 102, 103, 104]
+    assert all(len(row) <= 10 for row in rows)
+    assert [len(r) for r in rows] == [10, 8, 5]
