@@ -250,7 +250,8 @@ class Demo:
         p = self.profile
         folder = seed_dir / "pivots" / pivot
         corpus = build_corpus(self.packs, seed, parallel=(pivot == "mpm"),
-                              config=CorpusConfig(num_documents=p.corpus_documents))
+                              config=CorpusConfig(num_documents=p.corpus_documents,
+                                                   cross_share=p.corpus_cross_share))
         stats = corpus_stats(corpus)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "corpus_stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")

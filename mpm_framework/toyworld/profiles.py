@@ -29,6 +29,9 @@ class Profile:
     llm_intermediate: int = 288
     llm_init_std: float = 0.1  # see Demo.init_pivot: 0.02 (transformers' default) is too small at this width
     corpus_documents: int = 12000
+    # Share of the MPM pivot's describe/qa conversations whose context is in the
+    # other language of an EN<->L pair (see corpus.py); 0 keeps only translate lines.
+    corpus_cross_share: float = 0.5
     pretrain_steps: int = 600
     pretrain_batch: int = 32
     pretrain_lr: float = 3e-3

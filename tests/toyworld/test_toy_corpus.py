@@ -89,6 +89,17 @@ def test_corpus_is_deterministic(packs):
     assert [d.as_text() for d in a] != [d.as_text() for d in build_corpus(packs, 8, True, config)]
 
 
+def test_cross_share_zero_keeps_translation_lines_but_no_cross_lingual_conversations(packs):
+    """``corpus_cross_share=0`` (the demo's data ablation): parallel text only as
+    translate lines; every conversation's context shares its question's language."""
+    docs = build_corpus(packs, 0, True, CorpusConfig(num_documents=400, cross_share=0.0))
+    kinds = Counter(d.kind for d in docs)
+    assert kinds["translate"] > 0 and kinds["qa"] > 0
+    assert all(len(d.langs) == 1 and not d.parallel for d in docs if d.turns)
+    assert any(len(d.langs) == 2 and d.parallel for d in build_corpus(packs, 0, True, CorpusConfig(num_documents=400))
+               if d.turns)
+
+
 def test_english_is_required_and_kinds_are_checked(packs):
     with pytest.raises(MPMError, match="English"):
         build_corpus({"de": packs["de"]}, 0, True, CorpusConfig(num_documents=5))
