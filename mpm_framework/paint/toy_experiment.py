@@ -188,8 +188,16 @@ class PaintExperimentResult:
 # -- building blocks -------------------------------------------------------------
 
 
-def build_paint_stack(llm: PivotLLM, profile: PaintProfile, packs: dict[str, LanguagePack], seed: int = 0):
-    """A PaintStack around ``llm`` with a fresh random pixel-space UNet."""
+def build_paint_stack(
+    llm: PivotLLM, profile: PaintProfile, packs: dict[str, LanguagePack], seed: int = 0,
+    llm_config: Any = None,
+):
+    """A PaintStack around ``llm`` with a fresh random pixel-space UNet.
+
+    ``llm_config`` (the pivot's ``model.llm`` section) goes into the stack's
+    config so that a trained run is a complete recipe: ``mpm compose paint
+    --checkpoint RUN`` rebuilds the pivot from it. Without it the run holds the
+    decoder only."""
     from omegaconf import OmegaConf
 
     from ..contracts.base import BuildContext
@@ -215,7 +223,10 @@ def build_paint_stack(llm: PivotLLM, profile: PaintProfile, packs: dict[str, Lan
     })
     device = next(llm.parameters()).device
     decoder = reg.load_factory().from_config(cfg, BuildContext(llm_hidden_size=llm.hidden_size, device=device))
-    stack = PaintStack(llm, decoder.to(device), packs, OmegaConf.create({"model": {"decoder": cfg}}))
+    model: dict[str, Any] = {"decoder": cfg}
+    if llm_config is not None:
+        model.update(llm=llm_config, vision=None, connector=None, languages=list(packs))
+    stack = PaintStack(llm, decoder.to(device), packs, OmegaConf.create({"model": model}))
     stack.set_trainable(stack.default_trainable())
     return stack
 
@@ -253,6 +264,8 @@ def train_decoder(
         },
         "data": {"max_bad_fraction": 0.0},
     })
+    if "llm" in stack.config.model:  # a reloadable run (see build_paint_stack)
+        cfg.model = stack.config.model
     result = train_stage(stack, cfg, train_samples=records, progress=progress)
     stack.eval()
     return result
@@ -324,12 +337,15 @@ def run_paint_experiment(
     packs: dict[str, LanguagePack] | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    llm_config: Any = None,
 ) -> PaintExperimentResult:
     """Train, paint and score; returns the result (``result.table()`` prints it).
 
     ``llm`` is any PivotLLM (kept frozen); ``languages`` are the target codes
     (English, the training language, is always evaluated too). ``packs`` can
-    be passed in, else they are loaded from the registry."""
+    be passed in, else they are loaded from the registry. With ``llm_config``
+    (the pivot's ``model.llm`` section) each run folder under ``out_dir/runs``
+    reloads with ``mpm compose paint --checkpoint``."""
     from ..composition import load_language
 
     started = time.time()
@@ -367,7 +383,7 @@ def run_paint_experiment(
     with tempfile.TemporaryDirectory(prefix="mpm-paint-") as scratch:
         for name, train_langs in conditions:
             torch.manual_seed(seed)
-            stack = build_paint_stack(llm, prof, packs, seed=seed)
+            stack = build_paint_stack(llm, prof, {c: packs[c] for c in langs}, seed=seed, llm_config=llm_config)
             log(f"[paint] {name}: training a decoder on captions in {', '.join(train_langs)} "
                 f"({prof.steps} steps)")
             records = caption_records(picks, images, packs, train_langs, seed)
@@ -414,11 +430,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="config overrides for the LLM, e.g. model.llm.path=DIR")
     args = parser.parse_args(argv)
     try:
-        llm = _load_llm(args.llm, list(args.overrides))
+        llm, llm_config = _load_llm(args.llm, list(args.overrides))
         langs = [c.strip() for c in args.lang.split(",") if c.strip()]
         profile = apply_settings(get_profile(args.profile), args.settings)
         result = run_paint_experiment(llm, langs, profile, seed=args.seed, native=not args.no_native,
-                                      out_dir=args.out)
+                                      out_dir=args.out, llm_config=llm_config)
     except MPMError as exc:
         parser.exit(2, f"error: {exc}\n")
     print(result.table())
@@ -426,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _load_llm(name: str, overrides: list[str]) -> PivotLLM:
+def _load_llm(name: str, overrides: list[str]) -> tuple[PivotLLM, Any]:
     import os
 
     from ..composition import _build
@@ -440,7 +456,7 @@ def _load_llm(name: str, overrides: list[str]) -> PivotLLM:
         if not get_plugin_manager().is_registered(testing_plugin):
             register_plugin(testing_plugin, name="mpm-tiny-components")
     cfg = resolve_config(llm=name, overrides=overrides)
-    return _build("llm", cfg.model.llm, BuildContext())
+    return _build("llm", cfg.model.llm, BuildContext()), cfg.model.llm
 
 
 __all__ = ["PROFILES", "PaintExperimentResult", "PaintProfile", "run_paint_experiment"]

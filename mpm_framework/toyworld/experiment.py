@@ -558,7 +558,8 @@ class Demo:
         _log(f"paint: decoders trained on English (and, native, every language) captions through the "
              f"frozen '{pivot_dir.parent.name}' pivot; results in {out}")
         result = run_paint_experiment(llm, self.langs, self.profile.name, seed=seed, out_dir=out,
-                                      packs=self.packs, progress=self.s.progress, log=_log)
+                                      packs=self.packs, progress=self.s.progress, log=_log,
+                                      llm_config=cfg.model.llm)
         print(result.table(), flush=True)
         return result.to_json()
 

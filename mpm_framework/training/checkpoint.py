@@ -2,7 +2,9 @@
 
 A checkpoint is a folder ``checkpoints/step-00000040/`` holding
 
-* ``trainable.safetensors``  the trainable parameters (full, gathered);
+* ``trainable.safetensors``  the trainable parameters (full, gathered) and the
+  buffers of trained modules (running statistics such as a paint adapter's
+  feature standardisation), without which neither resume nor reload is exact;
 * ``optimizer.safetensors``  optimizer state tensors keyed ``<param name>/<key>``
   (single process and DDP; DeepSpeed keeps its own partitioned files in
   ``deepspeed/``);
@@ -221,10 +223,24 @@ def load_rng(folder: Path, rank: int) -> bool:
 # -- weights --------------------------------------------------------------------------
 
 
+def trained_buffers(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Persistent buffers owned by modules that hold trainable parameters: the
+    state training changes besides the parameters (running means, counts).
+    Frozen components contribute none, so checkpoints stay small."""
+    found: dict[str, torch.Tensor] = {}
+    for prefix, sub in module.named_modules():
+        if not any(p.requires_grad for p in sub.parameters()):
+            continue
+        for name, buf in sub.named_buffers(recurse=False):
+            if buf is not None and name not in sub._non_persistent_buffers_set:
+                found[f"{prefix}.{name}" if prefix else name] = buf.detach()
+    return found
+
+
 def load_weights_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str) -> list[str]:
-    """Copy named tensors into ``module``'s parameters; every name must exist and
-    match in shape. Returns the names loaded."""
-    params = dict(module.named_parameters())
+    """Copy named tensors into ``module``'s parameters and persistent buffers;
+    every name must exist and match in shape. Returns the names loaded."""
+    params = {**dict(module.named_buffers()), **dict(module.named_parameters())}
     unknown = [k for k in tensors if k not in params]
     if unknown:
         from ..errors import did_you_mean

@@ -165,8 +165,11 @@ class Engine:
 
     # -- state -------------------------------------------------------------------
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """Full trainable tensors (a collective for ZeRO-3: call on every process)."""
-        return self.full_tensors(self.trainable)
+        """Full trainable tensors plus the buffers training changes (a collective
+        for ZeRO-3: call on every process)."""
+        from .checkpoint import trained_buffers
+
+        return {**self.full_tensors(self.trainable), **trained_buffers(self.stack)}
 
     def full_tensors(self, named: list[tuple[str, nn.Parameter]]) -> dict[str, torch.Tensor]:
         """Whole tensors of ``named`` parameters (gathered where they are partitioned)."""

@@ -529,7 +529,9 @@ class Trainer:
         result.data = ledger.summary()
         tensors = engine.trainable_state()
         params = dict(self.stack.named_parameters())
+        buffers = dict(self.stack.named_buffers())
         keep = engine.full_tensors([(n, params[n]) for n in inherited if n in params and n not in tensors])
+        keep.update({n: buffers[n].detach() for n in inherited if n in buffers and n not in tensors})
         if engine.is_main:
             log(ledger.report())
             if metrics is not None:

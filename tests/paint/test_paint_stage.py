@@ -82,3 +82,43 @@ def test_the_paint_stage_refuses_a_chat_stack_and_a_trainable_llm(paint_componen
     cfg = _cfg(tmp_path, "run.trainable=[decoder.adapter,llm]")
     with pytest.raises(ConfigError, match="keeps the pivot LLM frozen"):
         train_stage(build_stack(cfg), cfg, train_samples=_pairs(4), progress=False)
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_adapter_statistics_survive_resume_and_reload(paint_components, tmp_path):
+    """The adapter's standardisation statistics are buffers, not parameters: the
+    checkpoint must carry them, or a resumed run and a reloaded run standardise
+    with fresh (zero) statistics and paint something else."""
+    from mpm_framework.composition import build_stack
+    from mpm_framework.paint.sampling import paint
+    from mpm_framework.training import load_run, train_stage
+
+    def cfg(name, *extra):
+        return _cfg(tmp_path / name, "model.decoder.adapter_standardize=true", "run.save_every=4", *extra)
+
+    whole = build_stack(cfg("a"))
+    reference = train_stage(whole, cfg("a"), train_samples=_pairs(16), progress=False)
+
+    def crash(step, row):
+        if step == 6:
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        train_stage(build_stack(cfg("b")), cfg("b"), train_samples=_pairs(16), progress=False, callbacks=[crash])
+    resumed = build_stack(cfg("b", "run.resume=true"))
+    result = train_stage(resumed, cfg("b", "run.resume=true"), train_samples=_pairs(16), progress=False)
+    assert result.losses == reference.losses
+    stats = {n: b for n, b in whole.named_buffers() if n.startswith("decoder.adapter.input_")}
+    assert stats and int(stats["decoder.adapter.input_count"]) > 0
+    for name, value in stats.items():
+        torch.testing.assert_close(dict(resumed.named_buffers())[name], value, rtol=0, atol=1e-6)
+
+    loaded = load_run(tmp_path / "a" / "run")
+    for name, value in stats.items():
+        assert torch.equal(dict(loaded.named_buffers())[name], value)
+    a = paint(whole, "a red block on the left", seed=3, num_steps=3)[0].image
+    b = paint(loaded, "a red block on the left", seed=3, num_steps=3)[0].image
+    assert np.array_equal(np.asarray(a), np.asarray(b))

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -89,6 +90,31 @@ def test_the_micro_profile_runs_every_step_and_writes_its_results(tmp_path, pain
     assert (tmp_path / "decoders" / "zero_shot" / "adapter" / "adapter.safetensors").is_file()
     assert (tmp_path / "runs" / "native" / "paint" / "final" / "model.safetensors").is_file()
     assert not any(p.requires_grad for p in llm.parameters())  # the pivot stayed frozen
+
+
+def test_a_paint_run_reloads_with_checkpoint_and_paints_like_its_saved_decoder(tmp_path, paint_components):
+    """With the pivot's config, each run folder is a complete recipe: ``mpm compose
+    paint --checkpoint`` rebuilds pivot + decoder, and paints exactly what the
+    SD-layout decoder saved beside it paints next to the same pivot."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from mpm_framework.cli.main import cli
+    from mpm_framework.paint.toy_experiment import _load_llm
+
+    llm, llm_config = _load_llm("tiny-llm", [])
+    run_paint_experiment(llm, ["de"], MICRO, packs=_packs(["en", "de"]), out_dir=tmp_path, progress=False,
+                         native=False, log=lambda _: None, llm_config=llm_config)
+    prompt, common = "ein rotes Quadrat links", ["--steps", "2", "--seed", "3", "--guidance", "2", "--sampler", "ddim"]
+    by_run, by_path = tmp_path / "run.png", tmp_path / "path.png"
+    result = CliRunner().invoke(cli, ["compose", "paint", "--checkpoint", str(tmp_path / "runs" / "zero_shot"),
+                                      prompt, "--out", str(by_run), *common])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["compose", "--llm", "tiny-llm", "--decoder", "unet", "--lang", "de",
+                                      f"model.decoder.path={tmp_path / 'decoders' / 'zero_shot'}", "paint",
+                                      prompt, "--out", str(by_path), *common])
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(np.asarray(Image.open(by_run)), np.asarray(Image.open(by_path)))
 
 
 def test_profiles_settings_and_the_command_line(capsys):
