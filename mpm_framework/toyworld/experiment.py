@@ -552,7 +552,8 @@ class Demo:
 
         seed = self.profile.seeds[0]
         pivot_dir = self.seed_dir(seed) / "pivots" / "mpm" / "model"
-        cfg = self._resolve(llm_overrides(pivot_dir), vision=False)
+        # absolute: the paint run folders record it and reload from any directory
+        cfg = self._resolve(llm_overrides(pivot_dir.resolve()), vision=False)
         llm = get_registry().get("llm", "llama").load_factory().from_config(cfg.model.llm, BuildContext())
         out = self.s.out / "paint"
         _log(f"paint: decoders trained on English (and, native, every language) captions through the "
