@@ -232,7 +232,7 @@ def trained_buffers(module: torch.nn.Module) -> dict[str, torch.Tensor]:
         if not any(p.requires_grad for p in sub.parameters()):
             continue
         for name, buf in sub.named_buffers(recurse=False):
-            if buf is not None and name not in sub._non_persistent_buffers_set:
+            if name not in sub._non_persistent_buffers_set:
                 found[f"{prefix}.{name}" if prefix else name] = buf.detach()
     return found
 
