@@ -12,6 +12,7 @@ JSON lines, evaluates every N steps, and writes atomic checkpoints from which
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -41,6 +42,7 @@ from .pipeline import MicroBatch, StepData, StepProducer
 from .quality import Ledger
 from .recipes import stage_config
 from .run_dir import load_weights, record_stage, write_final
+from .run_lock import RunLocked, acquire
 from .schedule import lr_at
 from .sources import RecordSource, in_memory_source, open_source
 from .stages import Stage, TextStack, get_stage, resolve_freeze_sets
@@ -234,9 +236,31 @@ class Trainer:
         self.engine = engine = make_engine(self.run)
         self.log = _Log(engine)
         try:
-            return self._train(started)
+            with self._output_lock():
+                return self._train(started)
         finally:
             engine.close()
+
+    @contextlib.contextmanager
+    def _output_lock(self) -> Iterator[None]:
+        """Hold ``run.output_dir`` exclusively (see run_lock.py) before anything is
+        written there. Rank 0 takes the lock for all processes; when it cannot,
+        every process stops at once (nobody waits in a collective)."""
+        lock, error = None, None
+        if self.engine.is_main:
+            try:
+                lock = acquire(str(self.run.output_dir), notice=self.log)
+            except Exception as exc:  # re-raised below, after telling the other ranks
+                error = exc
+        if self.engine.all_reduce_sum([float(error is not None)])[0] > 0:
+            if error is not None:
+                raise error
+            raise RunLocked(f"rank 0 could not lock {self.run.output_dir} (see its message)")
+        try:
+            yield
+        finally:
+            if lock is not None:
+                lock.release()
 
     def _train(self, started: float) -> TrainResult:
         run, cfg, stage, engine, log = self.run, self.cfg, self.stage, self.engine, self.log
