@@ -20,20 +20,34 @@ from mpm_framework.errors import MPMError
 
 from .config import Beit3Arch
 
+ALL_VISION = -1  # torchscale's split position for "every token takes the vision expert"
+
+
+def vision_count(split: int, seq_len: int) -> int:
+    """How many leading tokens take the vision expert (A) under torchscale's
+    convention: ``-1`` all of them, ``0`` none, ``k`` the first ``k``."""
+    if split == ALL_VISION:
+        return seq_len
+    if split < 0:
+        raise MPMError(f"beit3 multiway split position must be -1 (all vision) or >= 0, got {split}")
+    return min(split, seq_len)
+
 
 class Multiway(nn.Module):
-    """Two copies of a token-wise module: ``A`` for tokens before ``split``, ``B`` after."""
+    """Two copies of a token-wise module: ``A`` for tokens before ``split``, ``B``
+    after; ``split == -1`` sends every token to ``A`` (torchscale)."""
 
     def __init__(self, a: nn.Module, b: nn.Module) -> None:
         super().__init__()
         self.A, self.B = a, b
 
     def forward(self, x: torch.Tensor, split: int) -> torch.Tensor:
-        if split >= x.shape[1]:
+        n_a = vision_count(split, x.shape[1])
+        if n_a == x.shape[1]:
             return self.A(x)
-        if split <= 0:
+        if n_a == 0:
             return self.B(x)
-        return torch.cat([self.A(x[:, :split]), self.B(x[:, split:])], dim=1)
+        return torch.cat([self.A(x[:, :n_a]), self.B(x[:, n_a:])], dim=1)
 
 
 def _layer_norm(arch: Beit3Arch, width: int | None = None) -> nn.LayerNorm:
@@ -107,14 +121,21 @@ class EncoderLayer(nn.Module):
 
 class MultiwayPositions(nn.Module):
     """Learned positions per expert. Each expert's segment counts from row 2
-    (fairseq's padding offset), so text positions restart after the image."""
+    (fairseq's padding offset), so text positions restart after the image.
+
+    Table sizes follow torchscale's ``BEiT3``: the vision table has
+    ``num_image_tokens + 2`` rows (the offset added on top), the text table
+    ``max_source_positions`` rows in all (the offset comes out of it, so at
+    most ``num_text - 2`` text tokens)."""
 
     OFFSET = 2
 
     def __init__(self, num_vision: int, num_text: int, width: int) -> None:
         super().__init__()
+        if num_text <= self.OFFSET:
+            raise MPMError(f"beit3 max_text_positions must exceed {self.OFFSET} (the padding offset), got {num_text}")
         self.A = nn.Embedding(num_vision + self.OFFSET, width)
-        self.B = nn.Embedding(num_text + self.OFFSET, width)
+        self.B = nn.Embedding(num_text, width)
 
     def _rows(self, table: nn.Embedding, n: int, expert: str) -> torch.Tensor:
         if n + self.OFFSET > table.num_embeddings:
@@ -125,7 +146,7 @@ class MultiwayPositions(nn.Module):
         return table.weight[self.OFFSET : self.OFFSET + n]
 
     def forward(self, seq_len: int, split: int) -> torch.Tensor:
-        n_a = max(0, min(split, seq_len))
+        n_a = vision_count(split, seq_len)
         parts = []
         if n_a:
             parts.append(self._rows(self.A, n_a, "vision"))
@@ -236,7 +257,7 @@ class Beit3(nn.Module):
         padding = None
         if textual_tokens is None:
             x = self.vision_embed(visual_tokens, vision_masked_position)
-            split = x.shape[1]
+            split = ALL_VISION
         elif visual_tokens is None:
             x = self.text_embed(textual_tokens)
             split, padding = 0, text_padding_position
