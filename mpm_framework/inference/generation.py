@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -234,57 +234,96 @@ def iter_generate(
     return (yield from _sample(llm, inputs_embeds, batch, config))
 
 
+@dataclass
+class RowState:
+    """One sequence being decoded by sampling or greedy search: its options and
+    what it generated so far. :func:`sample_step` decides its next token; the
+    one-call loop (:func:`generate`) and the server's continuous batching
+    (``mpm_framework.serving``) both decode through it, so a row is decided the
+    same way whatever batch it sits in."""
+
+    config: GenerationConfig
+    stops: StopStringChecker
+    generator: torch.Generator | None = None  # seeded sampling; None: torch's global generator
+    seen: torch.Tensor | None = None  # (V,) bool: tokens the repetition penalty looks at
+    ids: list[int] = field(default_factory=list)  # generated, the end token excluded
+    finished: bool = False
+    ended: bool = False  # finished by an end token or a stop string (not by a length limit)
+
+
+def seeded_generator(config: GenerationConfig, device: torch.device) -> torch.Generator | None:
+    """The sampling generator a config asks for (None: greedy or unseeded)."""
+    if not (config.do_sample and config.seed is not None):
+        return None
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.seed)
+    return generator
+
+
+def sample_step(logits: torch.Tensor, rows: Sequence[RowState], ends: torch.Tensor,
+                pad_token_id: int) -> tuple[torch.Tensor, Step]:
+    """Decide one token per row from the next-token ``logits`` (B, V).
+
+    Returns the tokens to feed back (finished rows get ``pad_token_id``) and
+    what each row emitted (None for a row finished before this step). Rows are
+    updated in place: ids, finished, seen. Sampling rows sharing one config
+    and one generator are drawn in one call, as Hugging Face does for a batch."""
+    scores = logits.float()
+    for i, row in enumerate(rows):
+        if row.seen is not None:
+            scores[i] = apply_repetition_penalty(scores[i], row.seen, row.config.repetition_penalty)
+    tokens = scores.argmax(-1)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, row in enumerate(rows):
+        if row.config.do_sample:
+            groups.setdefault((id(row.config), id(row.generator)), []).append(i)
+    for index in groups.values():
+        first = rows[index[0]]
+        chosen = torch.tensor(index, device=scores.device)
+        probs = warp_for_sampling(scores.index_select(0, chosen), first.config).softmax(-1)
+        tokens[chosen] = torch.multinomial(probs, 1, generator=first.generator).squeeze(1)
+    done_before = torch.tensor([row.finished for row in rows], device=tokens.device)
+    tokens = torch.where(done_before, torch.full_like(tokens, pad_token_id), tokens)
+    is_end = torch.isin(tokens, ends)
+    # one transfer per step (on a GPU every per-row tensor read would synchronise)
+    emitted: Step = []
+    for row, token, ending in zip(rows, tokens.tolist(), is_end.tolist()):
+        if row.finished:
+            emitted.append(None)
+            continue
+        emitted.append(token)
+        if ending:
+            row.finished = row.ended = True
+        else:
+            row.ids.append(token)
+            if row.stops.hit(row.ids):
+                row.finished = row.ended = True
+        if row.seen is not None:
+            row.seen[token] = True
+    return tokens, emitted
+
+
 def _sample(
     llm: PivotLLM, inputs_embeds: torch.Tensor, batch: dict[str, torch.Tensor], config: GenerationConfig
 ) -> Generator[Step, None, list[list[int]]]:
     """Greedy decoding or sampling, one token per row per step."""
     with torch.no_grad():
         logits, state = llm.prefill(inputs_embeds, batch)
-    rows, vocab = logits.shape
+    num_rows, vocab = logits.shape
     device = logits.device
     seen = seen_tokens(batch, vocab, device) if config.repetition_penalty != 1.0 else None
     ends = torch.tensor(end_token_ids(llm), device=device)
     stops = StopStringChecker(llm, config.stop_strings)
-    generator = None
-    if config.do_sample and config.seed is not None:
-        generator = torch.Generator(device=device)
-        generator.manual_seed(config.seed)
-    out: list[list[int]] = [[] for _ in range(rows)]
-    finished = torch.zeros(rows, dtype=torch.bool, device=device)
+    generator = seeded_generator(config, device)
+    rows = [RowState(config, stops, generator, seen[i] if seen is not None else None) for i in range(num_rows)]
     for step in range(config.max_new_tokens):
-        scores = logits.float()
-        if seen is not None:
-            scores = apply_repetition_penalty(scores, seen, config.repetition_penalty)
-        if config.do_sample:
-            probs = warp_for_sampling(scores, config).softmax(-1)
-            tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        else:
-            tokens = scores.argmax(-1)
-        tokens = torch.where(finished, torch.full_like(tokens, llm.pad_token_id), tokens)
-        is_end = torch.isin(tokens, ends) & ~finished
-        # one transfer per step (on a GPU every per-row tensor read would synchronise)
-        done_before, ending = finished.tolist(), is_end.tolist()
-        emitted: Step = []
-        for row, token in enumerate(tokens.tolist()):
-            if done_before[row]:
-                emitted.append(None)
-                continue
-            emitted.append(token)
-            if not ending[row]:
-                out[row].append(token)
-        finished |= is_end
-        if stops:
-            for row in range(rows):
-                if not (done_before[row] or ending[row]) and stops.hit(out[row]):
-                    finished[row] = True
-        if seen is not None:
-            seen[torch.arange(rows, device=device), tokens] = True
+        tokens, emitted = sample_step(logits, rows, ends, llm.pad_token_id)
         yield emitted
-        if bool(finished.all()) or step == config.max_new_tokens - 1:
+        if all(row.finished for row in rows) or step == config.max_new_tokens - 1:
             break
         with torch.no_grad():
             logits, state = llm.decode(tokens, state)
-    return out
+    return [row.ids for row in rows]
 
 
 def _beam_search(
