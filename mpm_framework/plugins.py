@@ -1,7 +1,15 @@
 """Plugin discovery: built-in default plugins plus the ``mpm`` entry-point group.
 
-A plugin whose import raises is recorded in :data:`FAILED` and skipped, so one
-broken package never takes the CLI down.
+One broken package never takes the CLI down:
+
+* a plugin whose import raises is recorded in :data:`FAILED` and skipped;
+* a plugin whose registration hook raises is recorded as broken (plugin, hook,
+  error, see :func:`broken`) and every registration it made is dropped;
+* a name claimed by two plugins keeps the first registration; the clash is
+  recorded in the registry and is an error only for a command that composes
+  that name;
+* ``MPM_DISABLE_PLUGINS=name,...`` skips single plugins (by plugin or
+  distribution name), ``MPM_DISABLE_PLUGIN_AUTOLOAD=1`` every installed one.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import os
 from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
+from typing import Any
 
 import pluggy
 
@@ -34,15 +43,30 @@ class PluginInfo:
 
 @dataclass(frozen=True)
 class PluginFailure:
+    """A plugin that could not be imported or registered."""
+
     name: str
     distribution: str
     reason: str
+
+
+@dataclass(frozen=True)
+class BrokenHook:
+    """A plugin hook that raised; the plugin's registrations from it were dropped."""
+
+    plugin: str
+    hook: str
+    error: str
 
 
 _pm: pluggy.PluginManager | None = None
 _registry: Registry | None = None
 INFO: dict[str, PluginInfo] = {}
 FAILED: list[PluginFailure] = []
+# Hook failures: those of the registration hooks are recomputed with the registry.
+_REGISTRATION_BROKEN: list[BrokenHook] = []
+_COMMAND_BROKEN: list[BrokenHook] = []
+DISABLED: dict[str, bool] = {}  # MPM_DISABLE_PLUGINS names -> whether one matched a plugin
 
 
 def _one_line(exc: BaseException) -> str:
@@ -57,12 +81,26 @@ def _framework_version() -> str:
         return "dev"
 
 
+def _disabled_names() -> list[str]:
+    return [n.strip() for n in os.environ.get("MPM_DISABLE_PLUGINS", "").split(",") if n.strip()]
+
+
+def _is_disabled(*names: str) -> bool:
+    """True (and noted) when ``MPM_DISABLE_PLUGINS`` lists any of ``names``."""
+    hit = [n for n in names if n in DISABLED]
+    for n in hit:
+        DISABLED[n] = True
+    return bool(hit)
+
+
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
             continue
         dist = ep.dist.name if ep.dist else "?"
         version = ep.dist.version if ep.dist else "?"
+        if _is_disabled(ep.name, dist):
+            continue
         try:
             plugin = ep.load()
             pm.register(plugin, name=ep.name)
@@ -77,7 +115,7 @@ def _load_env_plugins(pm: pluggy.PluginManager) -> None:
     not installed as distributions (like pytest's ``-p``): handy for subprocess
     tests and for trying a plugin before packaging it."""
     for module_name in filter(None, (m.strip() for m in os.environ.get("MPM_PLUGINS", "").split(","))):
-        if pm.get_plugin(module_name) is not None:
+        if pm.get_plugin(module_name) is not None or _is_disabled(module_name):
             continue
         try:
             pm.register(importlib.import_module(module_name), name=module_name)
@@ -93,8 +131,12 @@ def get_plugin_manager() -> pluggy.PluginManager:
     if _pm is None:
         pm = pluggy.PluginManager("mpm")
         pm.add_hookspecs(hookspecs)
+        DISABLED.clear()
+        DISABLED.update(dict.fromkeys(_disabled_names(), False))
         version = _framework_version()
         for name, module_name in DEFAULT_PLUGINS.items():
+            if _is_disabled(name):
+                continue
             pm.register(importlib.import_module(module_name), name=name)
             INFO[name] = PluginInfo(name, "mpm-framework", version, builtin=True)
         if not os.environ.get("MPM_DISABLE_PLUGIN_AUTOLOAD"):
@@ -105,8 +147,11 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 
 def register_plugin(plugin: ModuleType | object, name: str | None = None) -> str:
-    """Register an in-process plugin (tests, notebooks); returns its name."""
+    """Register an in-process plugin (tests, notebooks); returns its name.
+    A name listed in ``MPM_DISABLE_PLUGINS`` is not registered."""
     pm = get_plugin_manager()
+    if name is not None and _is_disabled(name):
+        return name
     plugin_name = pm.register(plugin, name=name)
     assert plugin_name is not None
     INFO[plugin_name] = PluginInfo(plugin_name, "(in-process)", "-")
@@ -116,7 +161,8 @@ def register_plugin(plugin: ModuleType | object, name: str | None = None) -> str
 
 def unregister_plugin(name: str) -> None:
     pm = get_plugin_manager()
-    pm.unregister(name=name)
+    if pm.get_plugin(name) is not None:
+        pm.unregister(name=name)
     INFO.pop(name, None)
     _invalidate()
 
@@ -133,24 +179,68 @@ def reset() -> None:
     _registry = None
     INFO.clear()
     FAILED.clear()
+    _REGISTRATION_BROKEN.clear()
+    _COMMAND_BROKEN.clear()
+    DISABLED.clear()
 
 
 def get_registry() -> Registry:
-    """Every component registered by every loaded plugin."""
+    """Every component registered by every loaded plugin.
+
+    Each hook implementation is called on its own (so registrations carry their
+    plugin, and one that raises is isolated); a plugin with a raising hook
+    contributes nothing. Registrations are then added in discovery order, so on
+    a name clash the earlier plugin's registration is the one kept."""
     global _registry
     if _registry is None:
         pm = get_plugin_manager()
         registry = Registry()
+        collected: list[Registration] = []
+        broken: list[BrokenHook] = []
         for kind, hook_name in KINDS.items():
-            hook = getattr(pm.hook, hook_name)
-            # Call each implementation on its own so registrations carry their plugin.
-            for impl in hook.get_hookimpls():
-                impl.function(register=_registrar(registry, kind, impl.plugin_name))
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                if any(b.plugin == impl.plugin_name for b in broken):
+                    continue
+                made: list[Registration] = []
+                try:
+                    impl.function(register=_registrar(made, kind, impl.plugin_name))
+                except Exception as exc:  # a broken plugin is reported, never fatal
+                    broken.append(BrokenHook(impl.plugin_name, hook_name, _one_line(exc)))
+                    continue
+                collected.extend(made)
+        dropped = {b.plugin for b in broken}
+        for reg in collected:
+            if reg.plugin not in dropped:
+                registry.add(reg)
+        _REGISTRATION_BROKEN[:] = broken
         _registry = registry
     return _registry
 
 
-def _registrar(registry: Registry, kind: str, plugin_name: str):
+def broken() -> list[BrokenHook]:
+    """Plugins that failed: at import (hook ``(import)``), in a registration hook
+    (their components are dropped) or in ``mpm_register_commands``."""
+    get_registry()
+    imports = [BrokenHook(f.name, "(import)", f.reason) for f in FAILED]
+    return [*imports, *_REGISTRATION_BROKEN, *_COMMAND_BROKEN]
+
+
+def register_commands(cli: Any) -> None:
+    """Let every plugin add its commands to ``cli``; a plugin whose hook raises
+    is reported and the commands it added before failing are taken back."""
+    pm = get_plugin_manager()
+    _COMMAND_BROKEN.clear()
+    for impl in pm.hook.mpm_register_commands.get_hookimpls():
+        before = dict(cli.commands)
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:
+            cli.commands.clear()
+            cli.commands.update(before)
+            _COMMAND_BROKEN.append(BrokenHook(impl.plugin_name, "mpm_register_commands", _one_line(exc)))
+
+
+def _registrar(made: list[Registration], kind: str, plugin_name: str):
     def register(
         name: str,
         factory: str,
@@ -160,7 +250,9 @@ def _registrar(registry: Registry, kind: str, plugin_name: str):
         description: str = "",
         default_connector: str | None = None,
     ) -> None:
-        registry.add(
+        if not isinstance(name, str) or not name or not isinstance(factory, str):
+            raise TypeError(f"register() needs a name and a 'module:attr' factory string, got {name!r}, {factory!r}")
+        made.append(
             Registration(
                 kind=kind,
                 name=name,

@@ -45,9 +45,9 @@ def _add_commands() -> None:
 
     for command in (plugins, lang, compose, demo, plan, translate):
         cli.add_command(command)
-    from ..plugins import get_plugin_manager
+    from ..plugins import register_commands
 
-    get_plugin_manager().hook.mpm_register_commands(cli=cli)
+    register_commands(cli)
 
 
 _add_commands()
