@@ -1,6 +1,7 @@
 """The third-party plugin template installs into a real venv, composes, uninstalls."""
 
 import json
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +12,28 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "mpm-vision-example"
 
 
+def _site_dirs() -> list[str]:
+    """The site-packages of the interpreter running the tests: the system's, or
+    the virtual environment's when pytest runs inside one."""
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    return [d for d in dict.fromkeys(dirs) if Path(d).is_dir()]
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory):
     path = tmp_path_factory.mktemp("venv")
-    # System site-packages bring torch and the framework without downloading anything.
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(path)], check=True)
+    # A fresh venv that sees this interpreter's packages (torch, the framework)
+    # without downloading anything. `--system-site-packages` is not enough: inside
+    # a venv it exposes the *base* interpreter's packages, not the venv's. A .pth
+    # file adds this interpreter's site dirs with site.addsitedir, so the .pth
+    # files of editable installs in them are processed too.
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    purelib = subprocess.run([str(path / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in _site_dirs())
+    (Path(purelib) / "_mpm_parent_site.pth").write_text(lines, encoding="utf-8")
     return path
 
 
@@ -25,8 +43,9 @@ def _mpm(venv, *args):
 
 
 def _pip(venv, *args):
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "-q", *args], check=True, timeout=300,
-                   capture_output=True)
+    result = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "-q", *args], timeout=300,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_template_plugin_install_compose_uninstall(venv):
