@@ -43,6 +43,8 @@ class DecodeState:
     answer_segment: torch.Tensor  # (B,)
     num_segments: torch.Tensor  # (B,)
     segment_rel_offset: torch.Tensor  # (B,)
+    answer_segments: torch.Tensor  # (B, A): segment of each answer slot, in order (-1: none)
+    answer_index: torch.Tensor  # (B,): the slot being generated
 
     def index_select(self, index: torch.Tensor) -> DecodeState:
         caches = [None if c is None else (c[0].index_select(0, index), c[1].index_select(0, index))
@@ -229,15 +231,18 @@ class CPMBeeLLM(CPMBeeModel, PivotLLM):
 
         Training: labels follow the official targets — every answer token, and
         ``</s>`` where an answer segment ends (an extra ``</s>`` input is appended
-        when the row ends inside an answer; nothing attends to it). Generation:
-        the dictionary's last key must be ``<ans>`` with an empty value, and the
-        encoding ends with the answer's ``<s>``."""
+        when the row ends inside an answer; nothing attends to it). Generation (as
+        the official decoder): every answer slot under ``<ans>`` must be empty;
+        the slots leave the prompt, which ends with the first slot's ``<s>``, and
+        the slots are generated in turn (``next_answer_id`` moves to the next)."""
         enc = encode_structured(self.tokenizer, data, self.config.max_depth)
         ids, subs, context, segment = list(enc.ids), list(enc.subs), list(enc.context), list(enc.segment)
         tok = self.tokenizer
+        answer_segments: list[int] = []
+        keep = list(range(len(ids)))  # which tokens of the full layout the encoding holds
         if generation:
-            if not enc.answer_spans or enc.answer_spans[-1] != (len(ids) - 1, len(ids)):
-                raise DataError("for generation the segment dictionary must end with an empty '<ans>'")
+            keep, answer_segments = _generation_layout(enc)
+            ids, subs, context, segment = ([row[i] for i in keep] for row in (ids, subs, context, segment))
             labels, label_subs = [IGNORE_INDEX] * len(ids), [0] * len(ids)
         else:
             labels, label_subs = [IGNORE_INDEX], [0]
@@ -261,16 +266,47 @@ class CPMBeeLLM(CPMBeeModel, PivotLLM):
                 ids, subs, context, segment = ids[:limit], subs[:limit], context[:limit], segment[:limit]
                 labels, label_subs = labels[:limit], label_subs[:limit]
         n = len(ids)
-        image_mask = [False] * n
-        for begin, end in enc.image_spans:
-            for i in range(begin, min(end, n)):
-                image_mask[i] = True
+        slots = {i for begin, end in enc.image_spans for i in range(begin, end)}
+        image_mask = [keep[i] in slots for i in range(min(n, len(keep)))] + [False] * max(0, n - len(keep))
         extra = {
             "input_sub": subs, "position": list(range(n)), "context": context, "segment": segment,
             "num_segments": [enc.num_segments] * n, "segment_rel_offset": [0] * n, "sample_ids": [0] * n,
             "span": [0] * n, "label_sub": label_subs, "segment_rel": list(enc.segment_rel),
         }
+        if generation:
+            extra["answer_segments"] = answer_segments
         return PromptEncoding(ids, labels, image_mask, extra)
+
+    def split_answers(self, token_ids: list[int]) -> list[list[int]]:
+        """Generated ids of a prompt with several answer slots -> one id list per
+        slot (``NEXT_ANSWER`` separates them)."""
+        answers: list[list[int]] = [[]]
+        for t in token_ids:
+            if int(t) == self.next_answer_id:
+                answers.append([])
+            else:
+                answers[-1].append(int(t))
+        return answers
+
+    def fill_answers(self, data: dict[str, Any], token_ids: list[int]) -> dict[str, Any]:
+        """A copy of ``data`` whose empty answer slots hold the generated texts,
+        in slot order (the official ``CPMBeeGeneration.generate`` result)."""
+        texts = iter(self.decode_text(ids) for ids in self.split_answers(token_ids))
+
+        def fill(node: Any) -> Any:
+            if isinstance(node, dict):
+                return {k: fill(v) for k, v in node.items()}
+            return next(texts, None)
+
+        return {k: (fill(v) if k == ANSWER_KEY else v) for k, v in data.items()}
+
+    @property
+    def next_answer_id(self) -> int:
+        """The extra logit column (after the vocabulary) that stands for "this
+        answer slot is done, start the next one": the official decoder treats
+        ``</s>`` that way before the last slot, but the core's loop ends a row on
+        ``</s>``, so the choice gets its own id."""
+        return self.vocab_size
 
     def decode_text(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode_plain(int(t) for t in token_ids if 0 <= int(t) < self.tokenizer.vocab_size)
@@ -314,6 +350,10 @@ class CPMBeeLLM(CPMBeeModel, PivotLLM):
              for e in encodings], dtype=torch.long)
         # The extension table is shared by the batch; it is repeated per row so
         # that any row slicing of the batch keeps it consistent.
+        if any("answer_segments" in e.extra for e in encodings):
+            slots = [list(e.extra.get("answer_segments") or [e.extra["segment"][-1]]) for e in encodings]
+            most = max(len(a) for a in slots)
+            batch["answer_segments"] = torch.tensor([a + [-1] * (most - len(a)) for a in slots], dtype=torch.long)
         pairs = sorted(ext, key=ext.__getitem__)
         batch["ext_table_ids"] = torch.tensor([[p[0] for p in pairs]] * len(encodings), dtype=torch.long)
         batch["ext_table_sub"] = torch.tensor([[p[1] for p in pairs]] * len(encodings), dtype=torch.long)
@@ -407,13 +447,25 @@ class CPMBeeLLM(CPMBeeModel, PivotLLM):
         loss = F.cross_entropy(logits, target[where])
         return LMOutput(loss, None, states, count)
 
-    def _next_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Vocabulary logits of the last position. ``<unk>`` is banned as VisCPM
-        does for inputs without unknown text; extension tokens are not offered
-        (their text is per sample, which ``decode_text`` cannot know)."""
+    def _next_logits(self, hidden: torch.Tensor, more: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits of the last position plus the ``next_answer_id``
+        column. ``<unk>`` is banned as VisCPM does for inputs without unknown
+        text; extension tokens are not offered (their text is per sample, which
+        ``decode_text`` cannot know). Rows with answer slots still to come
+        (``more``) see ``</s>``'s logit under ``next_answer_id`` instead."""
         logits = self.input_embedding.projection(hidden[:, -1]).float()
         logits[:, self.tokenizer.unk_id] = float("-inf")
-        return logits
+        eos = logits[:, self.eos_token_id].clone()
+        more = more.to(logits.device)
+        logits[:, self.eos_token_id] = torch.where(more, torch.full_like(eos, float("-inf")), eos)
+        column = torch.where(more, eos, torch.full_like(eos, float("-inf")))
+        return torch.cat([logits, column[:, None]], dim=1)
+
+    @staticmethod
+    def _more_answers(state: DecodeState) -> torch.Tensor:
+        following = (state.answer_index + 1).clamp(max=state.answer_segments.shape[1] - 1)
+        nxt = state.answer_segments.gather(1, following[:, None]).squeeze(1)
+        return (state.answer_index + 1 < state.answer_segments.shape[1]) & (nxt >= 0)
 
     @torch.no_grad()
     def prefill(self, inputs_embeds: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, DecodeState]:
@@ -424,25 +476,56 @@ class CPMBeeLLM(CPMBeeModel, PivotLLM):
         keys = self._fields(batch)
         hidden, caches, _ = self.run(self._input_hidden(inputs_embeds, batch), keys, batch["segment_rel"],
                                      use_cache=True)
+        answers = batch.get("answer_segments")
+        if answers is None:
+            answers = keys.segment[:, -1:]
+        answers = answers.to(keys.segment.device)
         state = DecodeState(
             caches=caches, keys=keys, segment_rel=batch["segment_rel"],
             next_position=keys.position[:, -1] + 1, answer_segment=keys.segment[:, -1],
             num_segments=keys.num_segments[:, -1], segment_rel_offset=keys.segment_rel_offset[:, -1],
+            answer_segments=answers, answer_index=torch.zeros_like(keys.segment[:, -1]),
         )
-        return self._next_logits(hidden), state
+        return self._next_logits(hidden, self._more_answers(state)), state
 
     @torch.no_grad()
     def decode(self, token_ids: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
         """One answer token per row: causal (context 0), in the answer segment,
-        one position after the previous token."""
+        one position after the previous token. ``next_answer_id`` closes the
+        slot: the next slot's ``<s>`` goes in instead, in that slot's segment
+        (the official decoder's step after ``</s>``; the ``</s>`` itself is never
+        an input)."""
         ids = token_ids.view(-1, 1).to(state.next_position.device)
+        switch = ids[:, 0] == self.next_answer_id
+        index = state.answer_index + switch.long()
+        segment = state.answer_segment
+        if bool(switch.any()):
+            slot = index.clamp(max=state.answer_segments.shape[1] - 1)
+            segment = torch.where(switch, state.answer_segments.gather(1, slot[:, None]).squeeze(1), segment)
+            ids = torch.where(switch[:, None], torch.full_like(ids, self.tokenizer.bos_id), ids)
         zeros = torch.zeros_like(ids)
-        query = TokenFields(state.next_position[:, None], zeros.bool(), state.answer_segment[:, None],
+        query = TokenFields(state.next_position[:, None], zeros.bool(), segment[:, None],
                             state.num_segments[:, None], state.segment_rel_offset[:, None], zeros, zeros)
         hidden, caches, _ = self.run(self.embed_tokens(ids).to(self.dtype), query, state.segment_rel,
                                      past=state.caches, past_fields=state.keys, use_cache=True)
-        new_state = replace(state, caches=caches, keys=state.keys.cat(query), next_position=state.next_position + 1)
-        return self._next_logits(hidden), new_state
+        new_state = replace(state, caches=caches, keys=state.keys.cat(query), next_position=state.next_position + 1,
+                            answer_segment=segment, answer_index=index)
+        return self._next_logits(hidden, self._more_answers(new_state)), new_state
 
     def reorder_state(self, state: DecodeState, index: torch.Tensor) -> DecodeState:
         return state.index_select(index.to(state.next_position.device))
+
+
+def _generation_layout(enc: Any) -> tuple[list[int], list[int]]:
+    """The official generation input (``CPMBeeGeneration._convert_to_tensors``):
+    every answer slot's tokens leave the prompt, which keeps the context tokens
+    only; the first slot's ``<s>`` closes it. Returns (indices of the kept
+    tokens, the answer slots' segments in slot order)."""
+    if not enc.answer_spans:
+        raise DataError("for generation the segment dictionary needs an '<ans>' slot")
+    for begin, end in enc.answer_spans:
+        if end - begin != 1:
+            raise DataError("for generation every answer slot under '<ans>' must be empty")
+    keep = [i for i, c in enumerate(enc.context) if c]
+    keep.append(enc.answer_spans[0][0])
+    return keep, [enc.segment[begin] for begin, _ in enc.answer_spans]

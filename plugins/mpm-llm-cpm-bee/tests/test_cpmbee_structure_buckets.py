@@ -122,8 +122,12 @@ def test_generation_prompt_ends_with_the_answer_start(tiny):
     assert sum(enc.extra["context"]) == len(enc) - 1
     assert all(label == IGNORE_INDEX for label in enc.labels)
     assert enc.num_image_slots == 4
-    with pytest.raises(DataError, match="must end with an empty"):
-        tiny.encode_dict({"<ans>": "", "after": "x"}, generation=True)
+    # As the official decoder: answer slots leave the prompt wherever they are.
+    later = tiny.encode_dict({"<ans>": "", "after": "x"}, generation=True)
+    assert later.input_ids[-1] == tiny.tokenizer.bos_id and later.extra["context"][-1] == 0
+    assert sum(later.extra["context"]) == len(later) - 1
+    with pytest.raises(DataError, match="must be empty"):
+        tiny.encode_dict({"<ans>": "filled"}, generation=True)
 
 
 def test_conversation_dict_is_viscpm_format(tiny):

@@ -37,9 +37,10 @@ class Beit3Arch:
 
 # Base and large are unilm/beit3's `_get_base_config` / `_get_large_config`
 # (vocab 64010, 1024 text positions, 224 px / 16 px patches). Tiny is for tests
-# and the toy world: 32 px images, 8 px patches -> 16 patches + CLS.
+# and the toy world: 32 px images, 8 px patches -> 16 patches + CLS; its text
+# table has 66 rows (2 offset + 64 positions) so VisCPM's 64 queries fit.
 PRESETS: dict[str, Beit3Arch] = {
-    "tiny": Beit3Arch(32, 2, 4, 64, 64, 64, 32, 8),
+    "tiny": Beit3Arch(32, 2, 4, 64, 64, 66, 32, 8),
     "base": Beit3Arch(768, 12, 12, 3072, 64010, 1024, 224, 16),
     "large": Beit3Arch(1024, 24, 16, 4096, 64010, 1024, 224, 16),
 }

@@ -93,6 +93,10 @@ class Beit3Encoder(VisionEncoder):
                 )
         if config.num_queries < 0:
             raise ConfigError(f"beit3 num_queries must be >= 0, got {config.num_queries}")
+        if config.num_queries + 2 > arch.max_text_positions:  # queries take text rows 2.. (fairseq offset)
+            raise ConfigError(
+                f"beit3 num_queries={config.num_queries} needs {config.num_queries + 2} rows of the text "
+                f"position table but it has {arch.max_text_positions} (max_text_positions)")
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
             torch.manual_seed(config.seed)
             model = cls(arch, int(config.num_queries), mapping_dim, str(config.attention), config)
