@@ -124,9 +124,13 @@ def _interactive(stack, image: str | None, stream: bool, generation: dict[str, A
 @click.argument("question", required=False)
 @click.option("--image", type=click.Path(dir_okay=False), default=None, help="The image to talk about.")
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Print the answer as it is generated.")
+@click.option("--truncate-history", is_flag=True,
+              help="When the conversation outgrows the context window, drop its oldest turns (with a warning) "
+                   "instead of stopping with an error.")
 @generation_options
 @click.pass_obj
-def chat(spec, question: str | None, image: str | None, stream: bool, **options: Any) -> None:
+def chat(spec, question: str | None, image: str | None, stream: bool, truncate_history: bool,
+         **options: Any) -> None:
     """Chat with the composed stack about an image.
 
     \b
@@ -138,6 +142,7 @@ def chat(spec, question: str | None, image: str | None, stream: bool, **options:
     from pathlib import Path
 
     generation = generation_kwargs(options)
+    generation["truncate_history"] = truncate_history  # a chat option, not a decoding one
     if image is not None and not Path(image).is_file():
         raise MPMError(f"image not found: {image}")
     from ..inference.loading import load_chat_stack

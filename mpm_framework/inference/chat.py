@@ -10,6 +10,7 @@ same reason).
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,10 +19,17 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ..contracts.prompt import IMAGE_MARKER, Turn
+from ..contracts.prompt import IMAGE_MARKER, PromptEncoding, Turn
 from ..errors import MPMError
 from ..imaging import load_image
-from .generation import GenerationConfig, decode_answer, end_token_ids, iter_generate
+from .generation import (
+    ContextLengthError,
+    GenerationConfig,
+    context_window,
+    decode_answer,
+    end_token_ids,
+    iter_generate,
+)
 from .streaming import TextStream
 
 ImageInput = Image.Image | str | Path | torch.Tensor | None
@@ -54,7 +62,8 @@ class _Prepared:
     history: History  # the history the answer will be appended to
 
 
-def _pixels(stack, image: ImageInput) -> torch.Tensor:
+def image_pixels(stack, image: ImageInput) -> torch.Tensor:
+    """An image (PIL, path or a (3, H, W) tensor) as the vision tower's normalised pixels."""
     if isinstance(image, torch.Tensor):
         if image.dim() != 3:
             raise MPMError(f"an image tensor must be (3, H, W) normalised pixels, got shape {tuple(image.shape)}")
@@ -67,13 +76,14 @@ def _vision_dtype(stack) -> torch.dtype:
     return param.dtype if param is not None and param.is_floating_point() else torch.float32
 
 
-def _encode_pixels(stack, pixels: torch.Tensor) -> torch.Tensor:
+def encode_pixels(stack, pixels: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) -> (N, M, D) image features."""
     device = next(stack.vision.parameters(), torch.empty(0)).device
     return stack.encode_images(pixels.to(device=device, dtype=_vision_dtype(stack)))
 
 
-def _user_turn(question: str, with_image: bool) -> Turn:
+def user_turn(question: str, with_image: bool) -> Turn:
+    """The user's turn; the image marker goes first, as the built-in stages train it."""
     if IMAGE_MARKER in question:
         raise MPMError(f"the question must not contain the image marker {IMAGE_MARKER!r}; pass the image instead")
     return Turn("user", f"{IMAGE_MARKER}\n{question}" if with_image else question)
@@ -89,24 +99,70 @@ def _prepare(stack, image: ImageInput, question: str, history: History | None) -
     if not isinstance(history, History):
         raise MPMError(f"history must be the History returned by the previous turn, got {type(history).__name__}")
     if image is None:
-        return _Prepared([*history.turns, _user_turn(question, False)], history)
-    pixels = _pixels(stack, image)
+        return _Prepared([*history.turns, user_turn(question, False)], history)
+    pixels = image_pixels(stack, image)
     if history.pixel_values is not None and torch.equal(history.pixel_values, pixels):
-        return _Prepared([*history.turns, _user_turn(question, False)], history)
-    features = _encode_pixels(stack, pixels[None])
+        return _Prepared([*history.turns, user_turn(question, False)], history)
+    features = encode_pixels(stack, pixels[None])
     if history.has_image:
         history = History()  # a new picture: a new conversation
     history = replace(history, image_features=features, pixel_values=pixels)
-    return _Prepared([*history.turns, _user_turn(question, True)], history)
+    return _Prepared([*history.turns, user_turn(question, True)], history)
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def _prompt_batch(stack, conversations: list[list[Turn]], features: torch.Tensor | None):
+def drop_oldest_exchange(turns: list[Turn]) -> list[Turn] | None:
+    """``turns`` without the oldest user turn and the answers to it (None when
+    only the newest question is left). An image marker in the dropped turn
+    moves to the next user turn: the conversation keeps talking about its image."""
+    first = next((i for i, t in enumerate(turns) if t.role == "user"), None)
+    if first is None:
+        return None
+    following = next((i for i in range(first + 1, len(turns)) if turns[i].role == "user"), None)
+    if following is None:
+        return None
+    kept = [*turns[:first], *turns[following:]]
+    if IMAGE_MARKER in turns[first].content and IMAGE_MARKER not in turns[following].content:
+        index = first  # where the next user turn now sits
+        kept[index] = Turn("user", f"{IMAGE_MARKER}\n{kept[index].content}")
+    return kept
+
+
+def fit_context(stack, turns: list[Turn], config: GenerationConfig,
+                truncate: bool = False) -> tuple[list[Turn], PromptEncoding, GenerationConfig]:
+    """The prompt encoding of ``turns`` checked against the LLM's context window.
+
+    Too long: :class:`ContextLengthError` with both numbers, or with ``truncate``
+    the oldest exchanges are dropped (with a warning) until it fits. The answer
+    is capped so prompt + answer stay inside the window."""
+    window = context_window(stack.llm)
+    encoding = stack.encode_conversation(turns, add_generation_prompt=True)
+    if window is None:
+        return turns, encoding, config
+    original = len(encoding)
+    while len(encoding) >= window and truncate:
+        shorter = drop_oldest_exchange(turns)
+        if shorter is None:
+            break
+        turns = shorter
+        encoding = stack.encode_conversation(turns, add_generation_prompt=True)
+    if len(encoding) >= window:
+        hint = "" if truncate else "; start a new conversation or allow truncating the oldest turns"
+        raise ContextLengthError(len(encoding), window, hint)
+    if len(encoding) != original:
+        warnings.warn(f"the conversation ({original} tokens) did not fit the context window ({window} tokens): "
+                      f"dropped its oldest turns, {len(encoding)} tokens left", stacklevel=3)
+    room = window - len(encoding)
+    if config.max_new_tokens > room:
+        config = replace(config, max_new_tokens=room)
+    return turns, encoding, config
+
+
+def _prompt_batch(stack, encodings: list[PromptEncoding], features: torch.Tensor | None):
     """Left-padded prompt batch and its embeddings with image features in place."""
-    encodings = [stack.encode_conversation(turns, add_generation_prompt=True) for turns in conversations]
     batch = _to_device(stack.llm.collate(encodings, padding_side="left"), stack.device)
     if features is not None:
         features = features.to(stack.device)
@@ -131,16 +187,19 @@ def _config(generation: dict[str, Any]) -> GenerationConfig:
 
 
 def chat(stack, image: ImageInput, question: str, history: History | None = None,
-         **generation: Any) -> tuple[str, History]:
+         truncate_history: bool = False, **generation: Any) -> tuple[str, History]:
     """One turn: the answer and the updated history (the one passed in is not changed).
 
     ``image`` may be None on later turns (the conversation's image stays) or for
     a text-only question. ``generation`` takes :class:`GenerationConfig` fields
-    or ``generation_config=GenerationConfig(...)``."""
+    or ``generation_config=GenerationConfig(...)``. A conversation longer than
+    the context window raises :class:`ContextLengthError`, or with
+    ``truncate_history`` loses its oldest turns (with a warning)."""
     config = _config(generation)
     with _inference(stack):
         prepared = _prepare(stack, image, question, history)
-        batch, embeds = _prompt_batch(stack, [prepared.turns], prepared.history.image_features)
+        prepared.turns, encoding, config = fit_context(stack, prepared.turns, config, truncate_history)
+        batch, embeds = _prompt_batch(stack, [encoding], prepared.history.image_features)
         steps = iter_generate(stack.llm, embeds, batch, config)
         ids = _drain(steps)[0]
     answer = decode_answer(stack.llm, ids, config.stop_strings)
@@ -165,9 +224,10 @@ class ChatStream:
     :func:`chat` returns for the same call."""
 
     def __init__(self, stack, image: ImageInput, question: str, history: History | None,
-                 config: GenerationConfig) -> None:
+                 config: GenerationConfig, truncate_history: bool = False) -> None:
         self._stack, self._image, self._question, self._history = stack, image, question, history
         self.config = config
+        self._truncate = truncate_history
         self.answer: str | None = None
         self.history: History | None = None
         self._started = False
@@ -181,7 +241,8 @@ class ChatStream:
         # holds a piece (the stream may be consumed slowly or abandoned)
         with _inference(stack):
             prepared = _prepare(stack, self._image, self._question, self._history)
-            batch, embeds = _prompt_batch(stack, [prepared.turns], prepared.history.image_features)
+            prepared.turns, encoding, config = fit_context(stack, prepared.turns, config, self._truncate)
+            batch, embeds = _prompt_batch(stack, [encoding], prepared.history.image_features)
         text = TextStream(stack.llm, config.stop_strings)
         steps = iter_generate(stack.llm, embeds, batch, config)
         end_ids = set(end_token_ids(stack.llm))
@@ -207,9 +268,9 @@ class ChatStream:
 
 
 def stream_chat(stack, image: ImageInput, question: str, history: History | None = None,
-                **generation: Any) -> ChatStream:
+                truncate_history: bool = False, **generation: Any) -> ChatStream:
     """Like :func:`chat`, yielding the answer in pieces as it is generated."""
-    return ChatStream(stack, image, question, history, _config(generation))
+    return ChatStream(stack, image, question, history, _config(generation), truncate_history)
 
 
 def generate_batch(
@@ -241,10 +302,12 @@ def generate_batch(
         for start in starts:
             chunk_images = images[start: start + batch_size]
             chunk_questions = questions[start: start + batch_size]
-            pixels = [_pixels(stack, img) for img in chunk_images if img is not None]
-            features = _encode_pixels(stack, torch.stack(pixels)) if pixels else None
-            conversations = [[_user_turn(q, img is not None)] for img, q in zip(chunk_images, chunk_questions)]
-            batch, embeds = _prompt_batch(stack, conversations, features)
-            ids = _drain(iter_generate(stack.llm, embeds, batch, config))
+            pixels = [image_pixels(stack, img) for img in chunk_images if img is not None]
+            features = encode_pixels(stack, torch.stack(pixels)) if pixels else None
+            conversations = [[user_turn(q, img is not None)] for img, q in zip(chunk_images, chunk_questions)]
+            fitted = [fit_context(stack, turns, config) for turns in conversations]
+            batch, embeds = _prompt_batch(stack, [f[1] for f in fitted], features)
+            chunk_config = min((f[2] for f in fitted), key=lambda c: c.max_new_tokens)
+            ids = _drain(iter_generate(stack.llm, embeds, batch, chunk_config))
             answers += [decode_answer(stack.llm, row, config.stop_strings) for row in ids]
     return answers

@@ -19,7 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from ..contracts.llm import PivotLLM
-from ..errors import ConfigError, did_you_mean
+from ..errors import ConfigError, MPMError, did_you_mean
 
 NEG_INF = -1.0e9  # HF's "impossible" score for beam bookkeeping
 
@@ -72,6 +72,31 @@ class GenerationConfig:
         values = dataclasses.asdict(base) if base is not None else {}
         values.update({k: v for k, v in kwargs.items() if v is not None})
         return cls(**values)
+
+
+def context_window(llm: PivotLLM) -> int | None:
+    """The most tokens (prompt + answer) the LLM can attend over, when it says:
+    a ``max_context_length`` attribute, else its transformers config's
+    ``max_position_embeddings``; None when unknown (no check is made)."""
+    value = getattr(llm, "max_context_length", None)
+    if isinstance(value, int) and value > 0:
+        return value
+    config = getattr(getattr(llm, "hf", None), "config", None)
+    if config is not None:
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        value = getattr(text, "max_position_embeddings", None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+class ContextLengthError(MPMError):
+    """The prompt does not fit the model's context window."""
+
+    def __init__(self, prompt_tokens: int, window: int, hint: str = "") -> None:
+        self.prompt_tokens, self.context_window = prompt_tokens, window
+        super().__init__(f"the prompt is {prompt_tokens} tokens but the model's context window is {window} "
+                         f"tokens (the answer needs at least one more){hint}")
 
 
 # -- logits processing ------------------------------------------------------------
