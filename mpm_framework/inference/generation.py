@@ -37,6 +37,7 @@ class GenerationConfig:
     length_penalty: float = 1.0  # beam score = sum log p / generated_len ** length_penalty
     early_stopping: bool | str = False  # HF semantics: True, False (heuristic) or "never"
     repetition_penalty: float = 1.0  # CTRL-style, > 1 discourages repeats (VisCPM uses 1.1)
+    repetition_scope: str = "all"  # penalised tokens: "all" (prompt + generated, HF) | "generated" (CPM-Bee/VisCPM)
     stop_strings: tuple[str, ...] = ()  # generation ends once the text contains one; it is cut off
     seed: int | None = None  # sampling seed (None: torch's global generator)
 
@@ -56,6 +57,9 @@ class GenerationConfig:
             raise ConfigError(f"top_k must be >= 0, got {self.top_k}")
         if self.repetition_penalty <= 0:
             raise ConfigError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if self.repetition_scope not in ("all", "generated"):
+            raise ConfigError(f"repetition_scope must be 'all' or 'generated', got {self.repetition_scope!r}"
+                              f"{did_you_mean(str(self.repetition_scope), ('all', 'generated'))}")
         if self.num_beams > 1 and self.do_sample:
             raise ConfigError("beam sampling is not supported: use num_beams > 1 or do_sample, not both")
         if self.early_stopping not in (True, False, "never"):
@@ -115,6 +119,18 @@ def seen_tokens(batch: dict[str, torch.Tensor], vocab_size: int, device: torch.d
     rows, cols = valid.nonzero(as_tuple=True)
     seen[rows, ids[rows, cols]] = True
     return seen
+
+
+def initial_seen(batch: dict[str, torch.Tensor], vocab_size: int, device: torch.device,
+                 config: GenerationConfig) -> torch.Tensor | None:
+    """What the repetition penalty looks at before the first new token: the
+    prompt's text tokens (scope "all"), nothing (scope "generated": CPM-Bee's
+    ``apply_repetition_penalty`` only looks at the output), or None (no penalty)."""
+    if config.repetition_penalty == 1.0:
+        return None
+    if config.repetition_scope == "generated":
+        return torch.zeros(batch["input_ids"].shape[0], vocab_size, dtype=torch.bool, device=device)
+    return seen_tokens(batch, vocab_size, device)
 
 
 def apply_repetition_penalty(scores: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
@@ -336,7 +352,7 @@ def _sample(
         logits, state = llm.prefill(inputs_embeds, batch)
     num_rows, vocab = logits.shape
     device = logits.device
-    seen = seen_tokens(batch, vocab, device) if config.repetition_penalty != 1.0 else None
+    seen = initial_seen(batch, vocab, device, config)
     ends = torch.tensor(end_token_ids(llm), device=device)
     stops = StopStringChecker(llm, config.stop_strings)
     generator = seeded_generator(config, device)
@@ -365,7 +381,8 @@ def _beam_search(
     expand = torch.arange(B, device=device).repeat_interleave(K)
     state = llm.reorder_state(state, expand)
     logits = logits.index_select(0, expand)
-    seen = seen_tokens(batch, V, device).index_select(0, expand) if config.repetition_penalty != 1.0 else None
+    seen = initial_seen(batch, V, device, config)
+    seen = seen.index_select(0, expand) if seen is not None else None
     end_ids = end_token_ids(llm)
     ends = torch.tensor(end_ids, device=device)
     stops = StopStringChecker(llm, config.stop_strings)

@@ -69,6 +69,11 @@ class CPMBeeLLM(CPMBeeModel, PivotLLM):
     """CPM-Bee 1B/2B/5B/10B (or a tiny random one) as a pivot LLM."""
 
     supports_packing = True
+    #: VisCPM's decoding (``viscpm_chat.py``: beam 3, repetition penalty 1.1 over
+    #: the generated tokens only as CPM-Bee's ``apply_repetition_penalty``, 512
+    #: tokens): GenerationConfig fields for callers that take model defaults.
+    generation_defaults = {"num_beams": 3, "repetition_penalty": 1.1, "repetition_scope": "generated",
+                           "max_new_tokens": 512}
 
     def __init__(self, arch: CPMBeeArch, tokenizer: CPMBeeTokenizer, config: CPMBeeLLMConfig | None = None) -> None:
         config = config or CPMBeeLLMConfig()
