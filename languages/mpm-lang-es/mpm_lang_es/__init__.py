@@ -1,0 +1,1 @@
+"""Spanish (español) language pack for MPM."""

@@ -1,0 +1,1 @@
+"""Italian (italiano) language pack for MPM."""

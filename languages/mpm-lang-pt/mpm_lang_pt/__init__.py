@@ -1,0 +1,1 @@
+"""Portuguese (português) language pack for MPM."""
