@@ -44,6 +44,21 @@ def mpm_register_languages(register) -> None:
     """Register language packs: ``register(code, factory, aliases=[name, ...])``."""
 
 
+# -- checkpoint formats ------------------------------------------------------
+
+
+@hookspec(firstresult=False, historic=False)
+def mpm_register_formats(register) -> None:
+    """Register checkpoint formats for ``mpm import`` / ``mpm export``:
+    ``register(name, importer="pkg.mod:func", exporter="pkg.mod:func",
+    description=..., aliases=[...])`` (either side may be omitted).
+
+    ``importer(path, out, **options) -> Path`` turns a released checkpoint into a
+    run folder that ``load_run`` loads; ``exporter(run_dir, out, **options) ->
+    Path`` writes a run folder in the format. Both are import strings, resolved
+    only when the command runs (``mpm --help`` stays torch-free)."""
+
+
 # -- command line -------------------------------------------------------------
 
 

@@ -38,12 +38,14 @@ def cli() -> None:
 def _add_commands() -> None:
     from .compose_cmd import compose
     from .demo_cmd import demo
+    from .export_cmd import export
+    from .import_cmd import import_
     from .lang_cmd import lang
     from .plan_cmd import plan
     from .plugins_cmd import plugins
     from .translate_cmd import translate
 
-    for command in (plugins, lang, compose, demo, plan, translate):
+    for command in (plugins, lang, compose, demo, plan, translate, import_, export):
         cli.add_command(command)
     from ..plugins import register_commands
 
