@@ -5,23 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from .config.loading import resolve_config
 from .contracts.base import BuildContext
 from .errors import ConfigError
 from .plugins import get_registry
+from .seeding import seeded
 
 
 def load_language(code: str):
-    """The language pack registered under ``code`` (or an alias)."""
-    return get_registry().get("language", code).load_factory()()
+    """The language pack registered under ``code`` (or an alias), checked
+    against the pack contract (identity, phrases: a clear error lists what is missing)."""
+    from .text.pack_loading import load_pack
+
+    return load_pack(code)
 
 
-def _build(kind: str, cfg: Any, context: BuildContext):
+def _build(kind: str, cfg: Any, context: BuildContext, seed: int = 0):
     reg = get_registry().get(kind, cfg.name)
     factory = reg.load_factory()
-    return factory.from_config(cfg, context)
+    # Random initialisation follows run.seed, one stream per component kind, and
+    # leaves the caller's global RNG as it was (see seeding.py).
+    with seeded(seed, f"build/{kind}"):
+        return factory.from_config(cfg, context)
 
 
 def build_stack(cfg: DictConfig, *, meta: bool = False):
@@ -35,19 +42,20 @@ def build_stack(cfg: DictConfig, *, meta: bool = False):
     if model.llm is None:
         raise ConfigError("no pivot LLM chosen: pass --llm NAME or set model.llm.name")
     context = BuildContext(meta=meta, device="meta" if meta else "cpu")
+    seed = int(OmegaConf.select(cfg, "run.seed", default=0) or 0)
     device_ctx = torch.device("meta") if meta else torch.device("cpu")
     with device_ctx:
-        llm = _build("llm", model.llm, context)
+        llm = _build("llm", model.llm, context, seed)
         context.llm_hidden_size = llm.hidden_size
         languages = {code: load_language(code) for code in model.languages}
         if model.vision is not None:
-            vision = _build("vision", model.vision, context)
+            vision = _build("vision", model.vision, context, seed)
             context.vision_hidden_size = vision.output_dim
             context.vision_num_tokens = vision.num_output_tokens
-            connector = _build("connector", model.connector, context)
+            connector = _build("connector", model.connector, context, seed)
             return ChatStack(llm, vision, connector, languages, cfg)
         if model.decoder is not None:
-            decoder = _build("decoder", model.decoder, context)
+            decoder = _build("decoder", model.decoder, context, seed)
             return PaintStack(llm, decoder, languages, cfg)
     raise ConfigError("choose a vision encoder (--vision) for a chat stack or a decoder (--decoder) for paint")
 

@@ -33,6 +33,7 @@ from omegaconf import OmegaConf
 from ..config.loading import save_config
 from ..contracts.llm import PivotLLM
 from ..errors import ConfigError, MPMError
+from ..seeding import seeded
 from ..stacks.trainable import format_counts
 from . import checkpoint as ckpt
 from .engines import Engine, make_engine
@@ -273,7 +274,8 @@ class Trainer:
         if run.init_from:
             inherited = load_weights(self.stack, str(run.init_from))
             log(f"initialised {len(inherited)} tensors from {run.init_from}")
-        apply_lora(self.stack, run.lora)
+        with seeded(int(run.seed), "build/lora"):  # adapter init follows the run's seed
+            apply_lora(self.stack, run.lora)
         counts = self._freeze()
         if run.gradient_checkpointing:
             for module in self.stack.components().values():
