@@ -44,6 +44,13 @@ def mpm_register_languages(register) -> None:
     """Register language packs: ``register(code, factory, aliases=[name, ...])``."""
 
 
+@hookspec(firstresult=False, historic=False)
+def mpm_register_toy_grammars(register) -> None:
+    """Register toy-world grammars for language packs: ``register(code, factory,
+    aliases=[...])``; ``factory(pack)`` returns a ``ToyGrammar`` (optional: a pack
+    that defines the grammar methods itself needs no registration)."""
+
+
 # -- checkpoint formats ------------------------------------------------------
 
 

@@ -15,13 +15,17 @@ candidate languages ``c``)::
 ``P_lingua`` is lingua's confidence restricted to the candidates (uniform for
 a candidate lingua does not know). A pack *owns* a word if it is in its
 vocabulary (``pack.owns_word``: its toy-world lexicon and the closed-class
-words of its templates; Chinese also owns Han characters). A word every
+words of its templates) or is written in the pack's script (``pack.script``,
+by Unicode block: :mod:`.scripts`; a Japanese pack owns kana and Han, a
+Chinese pack Han). A word every
 candidate owns, or none owns, shifts all candidates equally and drops out; a
 word only one language owns moves the decision by ``log(IN/OUT) = log 9``
 nats per word. ``FLOOR`` caps how sure lingua can be, so that on a long
 sentence about ``log(1/FLOOR) / log 9`` ≈ 3 owned words would be needed to
 overrule it, while on a short answer, where lingua's confidences are close
-together, one owned word decides.
+together, one owned word decides. Between packs that share a script, script
+evidence cancels, so lingua and the packs' vocabularies decide -- never the
+order in which the packs were registered.
 
 Text without any letter ("2.") has no language: :func:`identify` returns None.
 """
@@ -34,11 +38,13 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..contracts.language import LanguagePack
 from ..errors import MPMError, did_you_mean
-from . import rule_split
+from . import rule_split, scripts
+
+if TYPE_CHECKING:  # the contract imports this module lazily; no import at run time
+    from ..contracts.language import LanguagePack
 
 FLOOR = 1e-3
 IN, OUT = 0.9, 0.1
@@ -78,7 +84,9 @@ def installed_packs() -> list[LanguagePack]:
 
 
 def _load(registry: Any, code: str) -> LanguagePack:
-    return registry.get("language", code).load_factory()()
+    from .pack_loading import load_pack  # validated against the contract
+
+    return load_pack(registry.get("language", code).name)
 
 
 def resolve(candidates: Iterable[LanguagePack | str] | None) -> list[LanguagePack]:
@@ -89,7 +97,7 @@ def resolve(candidates: Iterable[LanguagePack | str] | None) -> list[LanguagePac
 
     packs: list[LanguagePack] = []
     for c in candidates:
-        packs.append(c if isinstance(c, LanguagePack) else _load(get_registry(), c))
+        packs.append(_load(get_registry(), c) if isinstance(c, str) else c)
     codes = [p.code for p in packs]
     if len(set(codes)) != len(codes):
         raise MPMError(f"language candidates must be distinct, got {codes}")
@@ -125,7 +133,15 @@ def _lingua_probs(text: str, packs: Sequence[LanguagePack]) -> list[float]:
 
 def _owns(pack: LanguagePack, word: str) -> bool:
     owns = getattr(pack, "owns_word", None)
-    return bool(owns(word)) if owns is not None else False
+    if owns is not None and owns(word):
+        return True
+    return scripts.written_in(word, _pack_scripts(pack))
+
+
+def _pack_scripts(pack: LanguagePack) -> frozenset[str]:
+    """The block scripts of a pack; Latin is left out: it is shared by most
+    packs, and evidence that only says "not Han" is lingua's job."""
+    return scripts.scripts_of_pack(getattr(pack, "script", None)) - {"Latn"}
 
 
 def scores(text: str, candidates: Iterable[LanguagePack | str] | None = None) -> dict[str, float]:

@@ -28,7 +28,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,8 @@ from . import rule_split
 ROUTE_FULL = "stanza-full"
 ROUTE_JIEBA = "stanza-offline-jieba"
 ROUTE_PRETOKENIZED = "stanza-offline-pretokenized"
-ROUTES = (ROUTE_FULL, ROUTE_JIEBA, ROUTE_PRETOKENIZED)
+ROUTE_SEGMENTER = "pack-segmenter"  # the pack's own word segmenter (LanguagePack.segmenter)
+ROUTES = (ROUTE_FULL, ROUTE_JIEBA, ROUTE_PRETOKENIZED, ROUTE_SEGMENTER)
 
 _JIEBA_LANGS = ("zh", "zh-hans", "zh-hant")
 _log = logging.getLogger("mpm.text")
@@ -210,6 +211,12 @@ def get_tokenizer(code: str, *, model_dir: str | os.PathLike[str] | None = None,
             tok = StanzaTokenizer(code, route, pipeline, note)
         _cache[key] = tok
         return tok
+
+
+def segment(segmenter: Callable[[str], Sequence[str]], text: str) -> list[str]:
+    """Lower-cased words of ``text`` from a pack's own segmenter, sentence by
+    sentence (the rule's sentence split), blanks dropped."""
+    return [w.lower() for sentence in rule_split.split_sentences(text) for w in segmenter(sentence) if w.strip()]
 
 
 def tokenize(code: str, text: str) -> list[str]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..toyworld.scene import COLORS, POSITIONS, SHAPES, SIZES, ObjectSpec
+from ..contracts.toy_grammar import COLORS, POSITIONS, SHAPES, SIZES, ObjectSpec
 from . import rule_split
 
 ATTRIBUTES: dict[str, tuple[str, ...]] = {

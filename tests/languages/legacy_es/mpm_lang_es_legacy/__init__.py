@@ -1,0 +1,1 @@
+"""Spanish (español) language pack for MPM: the worked example of docs/language-packs.md."""
