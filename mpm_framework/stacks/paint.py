@@ -82,7 +82,9 @@ class PaintStack(nn.Module):
     @torch.no_grad()
     def encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Final-layer LLM hidden states of each prompt and their mask."""
-        encodings = [self.llm.encode_text(p) for p in prompts]
+        # an LLM may encode paint prompts its own way (CPM-Bee: VisCPM's {"caption", "objects"})
+        encode = getattr(self.llm, "encode_paint_prompt", None) or self.llm.encode_text
+        encodings = [encode(p) for p in prompts]
         batch = self.llm.collate(encodings, padding_side="right")
         batch = {k: v.to(next(self.llm.parameters()).device) for k, v in batch.items()}
         out = self.llm(self.llm.embed_tokens(batch["input_ids"]), batch, output_hidden_states=True)

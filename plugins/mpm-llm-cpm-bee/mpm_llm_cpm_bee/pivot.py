@@ -231,6 +231,11 @@ class CPMBeeLLM(CPMBeeModel, PivotLLM):
         """Plain text as one causal answer segment: ``{"<ans>": text}``."""
         return self.encode_dict({ANSWER_KEY: escape(text)})
 
+    def encode_paint_prompt(self, text: str) -> PromptEncoding:
+        """A text-to-image prompt as VisCPM-Paint encodes it (``viscpm_paint.py``):
+        ``{"caption": text, "objects": ""}``, all context, no answer slot."""
+        return self.encode_dict({"caption": escape(text), "objects": ""})
+
     def encode_dict(self, data: dict[str, Any], generation: bool = False) -> PromptEncoding:
         """Any CPM-Bee segment dictionary (texts escaped) -> a PromptEncoding.
 

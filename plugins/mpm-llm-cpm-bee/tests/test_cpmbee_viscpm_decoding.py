@@ -57,3 +57,17 @@ def test_viscpm_defaults(tiny):
     d = tiny.generation_defaults
     cfg = GenerationConfig.from_kwargs(**d)
     assert (cfg.num_beams, cfg.repetition_penalty, cfg.repetition_scope, cfg.max_new_tokens) == (3, 1.1, "generated", 512)
+
+
+def test_paint_prompts_are_viscpm_caption_dicts(tiny):
+    enc = tiny.encode_paint_prompt("a red <circle>")
+    ref = tiny.encode_dict({"caption": "a red <<circle>", "objects": ""})
+    assert enc.input_ids == ref.input_ids and all(enc.extra["context"])  # all context, as VisCPM-Paint
+
+    class Stack:  # PaintStack.encode_prompts takes the LLM's own paint encoding
+        llm = tiny
+
+    from mpm_framework.stacks.paint import PaintStack
+
+    states, mask = PaintStack.encode_prompts(Stack(), ["a red <circle>"])
+    assert mask.shape[1] == len(enc.input_ids) and states.shape[-1] == tiny.hidden_size
