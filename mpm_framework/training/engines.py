@@ -327,6 +327,31 @@ def _walk(d: dict[str, Any], prefix: str = ""):
             yield f"{prefix}{k}", v
 
 
+# The non-tensor types DeepSpeed pickles into its state files (deepspeed/runtime/zero/stage_1_and_2.py,
+# stage3.py and bf16_optimizer.py ``state_dict``: the ZeRO stage, parameter fragment addresses, the loss
+# scaler); model states hold only tensors, sizes and plain containers. Plain data classes: allowing them
+# lets the unpickler rebuild their fields, never call anything else.
+DEEPSPEED_STATE_TYPES = (
+    ("deepspeed.runtime.zero.config", "ZeroStageEnum"),
+    ("deepspeed.utils.tensor_fragment", "fragment_address"),
+    ("deepspeed.runtime.fp16.loss_scaler", "LossScaler"),
+    ("deepspeed.runtime.fp16.loss_scaler", "DynamicLossScaler"),
+)
+
+
+def deepspeed_state_types() -> list[type]:
+    """The classes of :data:`DEEPSPEED_STATE_TYPES` this DeepSpeed version has."""
+    import importlib
+
+    found = []
+    for module, name in DEEPSPEED_STATE_TYPES:
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return found
+
+
 class DeepSpeedEngine(_Distributed):
     name = "deepspeed"
 
@@ -391,8 +416,15 @@ class DeepSpeedEngine(_Distributed):
         if not (folder / "deepspeed").is_dir():
             raise ConfigError(f"{folder} was not written by the DeepSpeed engine; resume with the engine "
                               "that wrote it")
-        self.model.load_checkpoint(str(folder / "deepspeed"), tag="state", load_module_strict=False,
-                                   load_optimizer_states=True, load_lr_scheduler_states=False)
+        from ..security import weights_only_torch_loads
+
+        # DeepSpeed unpickles its state files (torch.load(weights_only=False)); a checkpoint folder is
+        # data, so every file it reads here is loaded weights-only, allowing only the types it stores.
+        with weights_only_torch_loads(deepspeed_state_types()):
+            path, _ = self.model.load_checkpoint(str(folder / "deepspeed"), tag="state", load_module_strict=False,
+                                                 load_optimizer_states=True, load_lr_scheduler_states=False)
+        if path is None:
+            raise ConfigError(f"DeepSpeed found no state to resume in {folder / 'deepspeed' / 'state'}")
 
 
 def make_engine(run: Any) -> Engine:
