@@ -88,9 +88,10 @@ def _register_subcommands() -> None:
     from .chat_cmd import chat
     from .eval_cmd import evaluate
     from .paint_cmd import paint
+    from .serve_cmd import serve
     from .train_cmd import train
 
-    for command in (train, chat, evaluate, paint):
+    for command in (train, chat, evaluate, paint, serve):
         compose.add_command(command)
 
 
