@@ -3,7 +3,9 @@ its wheels pin a CUDA torch on many machines)."""
 
 from __future__ import annotations
 
+import os
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +20,52 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def load_image(source: str | Path | Image.Image) -> Image.Image:
-    """An RGB image, or :class:`DataError` for a missing or corrupt file."""
+# PIL's own bomb limit (Image.MAX_IMAGE_PIXELS, ~89 M pixels): a small file that
+# decodes to gigabytes would exhaust memory. MPM_MAX_IMAGE_PIXELS changes it.
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
+
+
+def max_image_pixels() -> int:
+    """The largest image (width x height) :func:`load_image` decodes."""
+    value = os.environ.get("MPM_MAX_IMAGE_PIXELS", "").strip()
+    if not value:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        return max(1, int(float(value)))
+    except ValueError:
+        raise DataError(f"MPM_MAX_IMAGE_PIXELS must be a number of pixels, got {value!r}") from None
+
+
+def _too_large(source: object, width: int, height: int, limit: int) -> DataError:
+    return DataError(
+        f"image {source} is {width}x{height} = {width * height:,} pixels, over the limit of {limit:,} "
+        "(a decompression bomb?); not decoded. Set MPM_MAX_IMAGE_PIXELS to allow larger images"
+    )
+
+
+def load_image(source: str | Path | Image.Image, max_pixels: int | None = None) -> Image.Image:
+    """An RGB image, or :class:`DataError` for a missing or corrupt file or one
+    larger than ``max_pixels`` (default :func:`max_image_pixels`), checked from
+    the header before any pixel is decoded."""
+    limit = max_pixels or max_image_pixels()
     if isinstance(source, Image.Image):
+        if source.width * source.height > limit:
+            raise _too_large("(in memory)", source.width, source.height, limit)
         return source.convert("RGB")
     try:
-        with Image.open(source) as img:
-            img.load()
-            return img.convert("RGB")
+        with warnings.catch_warnings():
+            # Our limit decides; PIL's warning (or its error at twice its own limit) must not.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                if img.width * img.height > limit:
+                    raise _too_large(source, img.width, img.height, limit)
+                img.load()
+                return img.convert("RGB")
     except FileNotFoundError:
         raise DataError(f"image not found: {source}") from None
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"image {source} is too large to decode (a decompression bomb?): {exc}. "
+                        "Set MPM_MAX_IMAGE_PIXELS to allow larger images") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(f"corrupt image {source}: {exc}") from None
 

@@ -11,11 +11,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..errors import ConfigError, did_you_mean, nearest
 from ..registry import Registration
+from .recipe_shape import check_shape, compose_file, syntax_error
 
 COMPONENT_KEYS = {"llm": "llm", "vision": "vision", "connector": "connector", "decoder": "decoder"}
 ROOT_SECTIONS = ("model", "data", "run", "stages")
@@ -29,15 +31,23 @@ class _NamedOnly:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A recipe file as a dict; syntax errors and sections of the wrong shape
+    are a :class:`ConfigError` naming the file, the line and what was expected."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"recipe not found: {p}")
+    node = compose_file(p)
     try:
-        data = OmegaConf.to_container(OmegaConf.load(p), resolve=False)
+        data = OmegaConf.to_container(OmegaConf.load(p), resolve=False) if node is not None else {}
+    except yaml.YAMLError as exc:
+        raise syntax_error(p, exc) from None
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"cannot parse {p}: {exc}") from None
+        raise ConfigError(f"cannot parse {p}: {_first_line(exc)}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{p} must hold a mapping with model / data / run sections")
+        line = f", line {node.start_mark.line + 1}" if node is not None else ""
+        raise ConfigError(f"{p}{line}: a recipe must be a mapping with model / data / run / stages sections, "
+                          f"got a {type(data).__name__}")
+    check_shape(data, str(p), node)
     return data  # type: ignore[return-value]
 
 
@@ -139,7 +149,9 @@ def resolve_config(
         layers.append(dict(recipe) if isinstance(recipe, dict) else load_yaml(recipe))
     if overrides:
         layers.append(parse_overrides(overrides))
-    for layer in layers:
+    for i, layer in enumerate(layers):
+        if i > 0 or not isinstance(recipe, (str, Path)):  # a file was checked with line numbers
+            check_shape(layer, "the config overrides" if overrides and i == len(layers) - 1 else "the recipe")
         unknown = [k for k in layer if k not in ROOT_SECTIONS]
         if unknown:
             key = unknown[0]
@@ -199,7 +211,28 @@ def resolve_config(
     for kind, cli_name in flags.items():
         if cli_name and merged.model[kind] is not None:
             merged.model[kind].name = registry.get(kind, cli_name).name
+    _check_ranges(merged)
     return merged
+
+
+def _check_ranges(cfg: DictConfig) -> None:
+    """Numbers outside their valid range (run.lr <= 0, a share above 1, ...),
+    in the top-level sections and in every stage's overrides, all at once."""
+    from ..training.config import range_problems
+
+    problems = range_problems(cfg.run, cfg.data)
+    for name, stage in (cfg.get("stages") or {}).items():
+        if not isinstance(stage, DictConfig):
+            continue
+        try:
+            run = OmegaConf.merge(cfg.run, stage.run) if stage.get("run") is not None else None
+            data = OmegaConf.merge(cfg.data, stage.data) if stage.get("data") is not None else None
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"invalid config value in stages.{name}: {_first_line(exc)}") from None
+        problems += [p for p in range_problems(run, data, f"stages.{name}.") if p not in problems]
+    if problems:
+        raise ConfigError("invalid config value" + (f": {problems[0]}" if len(problems) == 1 else
+                                                    "s:\n  " + "\n  ".join(problems)))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -31,6 +31,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import MPMError
+from ..storage import writing
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -77,21 +78,50 @@ def _fsync_tree(path: Path) -> None:
     fsync_dir(path)
 
 
+def _checkpoint_note(path: Path) -> str:
+    """What survives a failed write: the newest complete checkpoint next to ``path``."""
+    for parent in path.parents:
+        if parent.name == "checkpoints":
+            latest = latest_checkpoint(parent)
+            if latest is not None:
+                return f"The last complete checkpoint, {latest}, is intact; continue from it with --resume"
+            break
+    return ""
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with writing(path, "checkpoint file", _checkpoint_note(path)):
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError:
+            _remove(tmp)  # a full disk keeps no half file
+            raise
 
 
 def save_tensors_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file(_plain(tensors), str(tmp), metadata=metadata)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    plain = _plain(tensors)
+    with writing(path, "checkpoint file", _checkpoint_note(path)):
+        try:
+            save_file(plain, str(tmp), metadata=metadata)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except Exception:  # OSError, or safetensors' own error type for a failed write
+            _remove(tmp)
+            raise
 
 
 def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -101,6 +131,11 @@ def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def commit(tmp: Path, final: Path) -> None:
     """Make a fully written ``tmp`` folder the checkpoint ``final`` atomically."""
+    with writing(final, "checkpoint", _checkpoint_note(final)):
+        _commit(tmp, final)
+
+
+def _commit(tmp: Path, final: Path) -> None:
     _fsync_tree(tmp)
     if final.exists():  # the same step written again (a resumed run re-saving): replace it
         trash = final.with_name(final.name + ".old")
@@ -188,6 +223,11 @@ def optimizer_from_tensors(optimizer: torch.optim.Optimizer, names: dict[int, st
 
 
 def save_rng(folder: Path, rank: int) -> None:
+    with writing(folder, "checkpoint RNG state", _checkpoint_note(folder)):
+        _save_rng(folder, rank)
+
+
+def _save_rng(folder: Path, rank: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():

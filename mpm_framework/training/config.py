@@ -94,3 +94,97 @@ class RunConfig:
     frozen: list[str] | None = None
     lora: LoraConfig = field(default_factory=LoraConfig)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- value ranges -------------------------------------------------------------------
+# Checked when the config is resolved (mpm_framework.config.loading), so a bad
+# value is reported before anything is built, not by the optimizer hours later.
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "schedule": ("cosine", "linear", "constant"),
+    "precision": ("fp32", "bf16", "fp16"),
+    "engine": ("single", "ddp", "deepspeed"),
+}
+# field: (lowest, highest, lowest allowed itself) -- None: unbounded
+RUN_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "lr": (0.0, None, False),
+    "batch_size": (1, None, True),
+    "grad_accum": (1, None, True),
+    "max_steps": (1, None, True),
+    "weight_decay": (0.0, None, True),
+    "eps": (0.0, None, False),
+    "warmup_steps": (0, None, True),
+    "warmup_start_factor": (0.0, 1.0, True),
+    "min_lr_ratio": (0.0, 1.0, True),
+    "max_grad_norm": (0.0, None, True),
+    "nproc": (1, None, True),
+    "zero_stage": (0, 3, True),
+    "save_every": (0, None, True),
+    "keep_last": (0, None, True),
+    "eval_every": (0, None, True),
+    "eval_batches": (1, None, True),
+    "log_every": (0, None, True),
+}
+DATA_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "max_length": (1, None, True),
+    "shuffle_buffer": (1, None, True),
+    "num_workers": (0, None, True),
+    "max_bad_fraction": (0.0, 1.0, True),
+    "bad_check_after": (0, None, True),
+    "bad_examples": (0, None, True),
+    "calibration_share": (0.0, 1.0, True),
+}
+SOURCE_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "weight": (0.0, None, False),
+    "max_samples": (1, None, True),
+}
+LORA_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "r": (0, None, True),
+    "alpha": (0.0, None, False),
+    "dropout": (0.0, 1.0, True),
+}
+
+
+def _rule(low: float | None, high: float | None, inclusive: bool) -> str:
+    if high is None:
+        return f"{'>=' if inclusive else '>'} {low:g}"
+    return f"between {low:g} and {high:g}"
+
+
+def _check(section: Any, ranges: dict[str, tuple[float | None, float | None, bool]], path: str) -> list[str]:
+    problems = []
+    for key, (low, high, inclusive) in ranges.items():
+        value = section.get(key) if hasattr(section, "get") else getattr(section, key, None)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue  # unset or not a number: the schema reports wrong types
+        too_low = low is not None and (value < low if inclusive else value <= low)
+        too_high = high is not None and value > high
+        if too_low or too_high or value != value:  # NaN fails every rule
+            problems.append(f"{path}.{key} must be {_rule(low, high, inclusive)}, got {value}")
+    return problems
+
+
+def range_problems(run: Any, data: Any, path: str = "") -> list[str]:
+    """Every value of ``run`` / ``data`` outside its valid range, as
+    ``"run.lr must be > 0, got 0.0"`` lines (``path`` prefixes the keys,
+    e.g. ``stages.align.``)."""
+    problems: list[str] = []
+    if run is not None:
+        problems += _check(run, RUN_RANGES, f"{path}run")
+        for key, choices in CHOICES.items():
+            value = run.get(key)
+            if value is not None and str(value) not in choices:
+                problems.append(f"{path}run.{key} must be one of {', '.join(choices)}, got '{value}'")
+        betas = run.get("betas")
+        if betas is not None and (len(betas) != 2 or not all(0.0 <= float(b) < 1.0 for b in betas)):
+            problems.append(f"{path}run.betas must be two numbers in [0, 1), got {list(betas)}")
+        if run.get("lora") is not None:
+            lora = run.get("lora")
+            if int(lora.get("r") or 0) > 0:
+                problems += _check(lora, LORA_RANGES, f"{path}run.lora")
+    if data is not None:
+        problems += _check(data, DATA_RANGES, f"{path}data")
+        for split in ("train", "eval"):
+            for i, source in enumerate(data.get(split) or []):
+                problems += _check(source, SOURCE_RANGES, f"{path}data.{split}[{i}]")
+    return problems

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..storage import writing
+
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
@@ -36,23 +38,28 @@ class MetricsWriter:
 
     def __init__(self, path: Path, resume_step: int | None) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if resume_step is None:
-            path.write_text("", encoding="utf-8")
-        else:
-            kept = [r for r in read_metrics(path)
-                    if r.get("event") in ("step", "eval") and int(r.get("step", 0)) <= resume_step]
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-            os.replace(tmp, path)
-        self._file = open(path, "a", encoding="utf-8")
+        with writing(path, "metrics file"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if resume_step is None:
+                path.write_text("", encoding="utf-8")
+            else:
+                kept = [r for r in read_metrics(path)
+                        if r.get("event") in ("step", "eval") and int(r.get("step", 0)) <= resume_step]
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+                os.replace(tmp, path)
+            self._file = open(path, "a", encoding="utf-8")
 
     def write(self, row: dict[str, Any]) -> None:
-        self._file.write(json.dumps(row) + "\n")
-        self._file.flush()
+        with writing(self.path, "metrics file"):
+            self._file.write(json.dumps(row) + "\n")
+            self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:
+            pass  # a line lost to a full disk was reported by write(); read_metrics skips a cut line
 
 
 def plot_loss_curve(metrics_path: Path, png_path: Path, title: str) -> Path | None:

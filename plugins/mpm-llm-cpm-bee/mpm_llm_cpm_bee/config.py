@@ -147,10 +147,13 @@ class CPMBeeLLMConfig:
     optionally the official ``config.json``. Without ``path`` only ``size: tiny``
     starts from random weights. ``vocab`` is the official ``vocab.txt``; without
     it the tiny model uses a built-in test vocabulary.
+
+    Like every MPM component with size presets, the default is the real size
+    (10b, VisCPM's LLM); ask for ``size: tiny`` explicitly for a small random model.
     """
 
     name: str = "cpm-bee"
-    size: str = "tiny"  # tiny | 1b | 2b | 5b | 10b
+    size: str = "10b"  # tiny | 1b | 2b | 5b | 10b (the real size by default)
     path: str | None = None
     vocab: str | None = None
     dtype: str = "fp32"  # fp32 | bf16 | fp16
@@ -162,6 +165,21 @@ class CPMBeeLLMConfig:
     seed: int = 0  # random init of models without a checkpoint
     # Architecture overrides on top of the size preset (tests, experiments).
     arch: dict[str, Any] = field(default_factory=dict)
+
+
+    @staticmethod
+    def preflight(config: Any) -> list[str]:
+        """What building would reject, found from the config alone (called by the
+        trainer's preflight before anything is built)."""
+        size = str(config.get("size") or "")
+        try:
+            get_arch(size)
+        except ConfigError as exc:
+            return [str(exc)]
+        if size.lower().replace("cpm-bee-", "") != "tiny" and not config.get("path"):
+            return [f"cpm-bee size '{size}' needs its weights: set model.llm.path to the official checkpoint, "
+                    "or model.llm.size=tiny for a small random model"]
+        return []
 
 
 DTYPES = ("fp32", "bf16", "fp16")

@@ -32,7 +32,7 @@ def test_compose_show_config(cpm_bee_plugin, tiny_components, lang):
     if lang not in get_registry().names("language"):
         pytest.skip(f"language pack '{lang}' is not installed")
     result = CliRunner().invoke(cli, ["compose", "--llm", "cpm-bee", "--vision", "tiny-vision", "--lang", lang,
-                                      "model.llm.dtype=bf16", "show-config"])
+                                      "model.llm.size=tiny", "model.llm.dtype=bf16", "show-config"])
     assert result.exit_code == 0, result.output
     assert "name: cpm-bee" in result.output and "dtype: bf16" in result.output and "size: tiny" in result.output
     bad = CliRunner().invoke(cli, ["compose", "--llm", "cpm-bee", "model.llm.sise=10b", "show-config"])
@@ -40,7 +40,7 @@ def test_compose_show_config(cpm_bee_plugin, tiny_components, lang):
 
 
 def test_train_step_and_generation_through_the_chat_stack(cpm_bee_plugin, tiny_components):
-    stack = compose(llm="cpm-bee", vision="tiny-vision", overrides=["model.llm.arch.num_layers=1"])
+    stack = compose(llm="cpm-bee", vision="tiny-vision", overrides=["model.llm.size=tiny", "model.llm.arch.num_layers=1"])
     assert isinstance(stack.llm, CPMBeeLLM) and stack.llm.num_layers == 1
     counts = stack.set_trainable(["connector", "llm.layers"])
     assert counts["vision"][0] == 0 and counts["connector"][0] > 0
@@ -119,7 +119,7 @@ def test_core_decoding_loop_greedy_beam_and_multi_turn_chat(cpm_bee_plugin, tiny
 
     from mpm_framework.inference.generation import GenerationConfig, generate
 
-    stack = compose(llm="cpm-bee", vision="tiny-vision", overrides=["model.llm.arch.num_layers=1"]).eval()
+    stack = compose(llm="cpm-bee", vision="tiny-vision", overrides=["model.llm.size=tiny", "model.llm.arch.num_layers=1"]).eval()
     llm = stack.llm
     image = Image.new("RGB", (32, 32), (200, 30, 30))
     prompt = stack.encode_conversation(TURNS[:1], add_generation_prompt=True)
@@ -150,7 +150,7 @@ def test_viscpm_composition_with_beit3(cpm_bee_plugin):
     if "beit3" not in get_registry().names("vision"):
         pytest.skip("the mpm-vision-beit3 plugin is not installed")
     stack = compose(llm="cpm-bee", vision="beit3", connector="identity",
-                    overrides=["model.vision.preset=tiny", "model.llm.arch.num_layers=1"])
+                    overrides=["model.vision.preset=tiny", "model.llm.size=tiny", "model.llm.arch.num_layers=1"])
     enc = stack.encode_conversation([Turn("user", "<image>\n这是什么颜色？"), Turn("assistant", "红色。")])
     batch = stack.llm.collate([enc])
     size = stack.vision.image_size
