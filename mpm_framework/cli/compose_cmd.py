@@ -67,6 +67,12 @@ def compose(ctx: click.Context, llm, vision, connector, decoder, lang, recipe) -
     (e.g. run.lr=1e-5 model.llm.dtype=bf16), given before the subcommand.
 
     \b
+    Presets: components with size presets (cpm-bee model.llm.size, beit3
+    model.vision.preset) default to the real published size; ask for a small
+    random model explicitly (model.llm.size=tiny model.vision.preset=tiny).
+    show-config and train print the presets in use.
+
+    \b
     Examples:
       mpm compose --llm llama --vision clip --lang de show-config
       mpm compose --config examples/recipes/toy.yaml run.max_steps=10 train
@@ -80,8 +86,13 @@ def compose(ctx: click.Context, llm, vision, connector, decoder, lang, recipe) -
 def show_config(spec: ComposeSpec, overrides: tuple[str, ...]) -> None:
     """Print the fully resolved, validated config as YAML."""
     from ..config.loading import to_yaml
+    from ..training.preflight import preset_summary
 
-    click.echo(to_yaml(spec.resolve(overrides)), nl=False)
+    cfg = spec.resolve(overrides)
+    presets = preset_summary(cfg)
+    if presets:
+        click.echo(f"# presets: {presets}")
+    click.echo(to_yaml(cfg), nl=False)
 
 
 def _register_subcommands() -> None:
