@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import DataError
+from ..errors import DataError, MPMError
 from .quality import Ledger
 from .samples import BadSample
 from .sources import RecordSource
@@ -84,12 +84,13 @@ class StepProducer:
     def _item(self, record: Record, ledger: Ledger | None) -> Any | None:
         """The prepared item of one record, or None (counted) when it is skipped."""
         source = self.sources[record.source]
+        where = f"{source.name} record {record.index}"
         try:
             try:
                 raw, where = record.fetch()
             except Exception as exc:  # an unreadable row of a table
-                raise BadSample("malformed", f"{source.name} record {record.index}: "
-                                             f"{type(exc).__name__}: {exc}") from None
+                reason = "bad_encoding" if isinstance(exc, UnicodeError) else "malformed"
+                raise BadSample(reason, f"{where}: {type(exc).__name__}: {exc}") from None
             sample = source.sample(raw, where)
             if sample.kind not in self.stage.sample_kinds:
                 raise DataError(
@@ -102,6 +103,12 @@ class StepProducer:
         except BadSample as bad:
             if ledger is not None:
                 ledger.add_bad(bad.reason, str(bad))
+            return None
+        except MPMError:
+            raise  # a mistake in the config or the stack, not in this record: stop with its message
+        except Exception as exc:  # one record's failure (a tokenizer error...) costs that record only
+            if ledger is not None:
+                ledger.add_bad("prepare_error", f"prepare_error: {where}: {type(exc).__name__}: {exc}")
             return None
 
     def _collate(self, items: list[Any], units: int | None = None) -> MicroBatch:

@@ -10,6 +10,12 @@ from ..errors import DataError
 from .samples import REASONS
 
 
+def printable(text: str) -> str:
+    """``text`` with what cannot be written as UTF-8 (lone surrogates from bad
+    data) escaped, so reports, logs and checkpoints never fail on it."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 @dataclass
 class Ledger:
     seen: int = 0  # records read (this process, or all processes after merging)
@@ -31,7 +37,7 @@ class Ledger:
     def add_bad(self, reason: str, detail: str) -> None:
         self.bad[reason] += 1
         if len(self.examples) < self.max_examples:
-            self.examples.append(detail)
+            self.examples.append(printable(detail))
 
     def merge(self, other: Ledger) -> None:
         self.seen += other.seen

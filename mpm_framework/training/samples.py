@@ -22,6 +22,7 @@ ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assi
 # Reason codes of skipped records, in report order.
 REASONS = (
     "malformed",  # not a JSON object / unreadable row
+    "bad_encoding",  # the line / row is not valid UTF-8
     "empty_text",  # caption or answer empty
     "missing_image",  # no image field, or the file does not exist
     "corrupt_image",  # the file exists but does not decode
@@ -29,6 +30,7 @@ REASONS = (
     "unknown_language",  # a pair whose language has no pack (caption prompts) in this stack
     "too_long",  # longer than data.max_length and cannot be cut
     "no_labels",  # nothing left for the loss
+    "prepare_error",  # preparing the record raised (a tokenizer error, a bug in a plugin)
 )
 
 
@@ -43,9 +45,11 @@ class BadSample(Exception):
 
 @dataclass
 class Malformed:
-    """Placeholder a source yields for a record it could not parse."""
+    """Placeholder a source yields for a record it could not parse (or decode:
+    ``reason="bad_encoding"``)."""
 
     detail: str
+    reason: str = "malformed"
 
 
 @dataclass
@@ -117,7 +121,7 @@ def normalise(
 ) -> Sample:
     """A checked :class:`Sample` from a raw record, or :class:`BadSample`."""
     if isinstance(raw, Malformed):
-        raise BadSample("malformed", f"{where}: {raw.detail}")
+        raise BadSample(raw.reason, f"{where}: {raw.detail}")
     if not isinstance(raw, dict):
         raise BadSample("malformed", f"{where}: expected an object, got {type(raw).__name__}")
     kind = kind or infer_kind(raw)

@@ -10,10 +10,12 @@ images and never reject records: a line that does not parse comes out as
 
 from __future__ import annotations
 
+import csv
 import glob
 import itertools
 import json
 import random
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -122,14 +124,15 @@ def _parse_line(text: str, where: str) -> Any:
 
 class JsonLinesSource(RecordSource):
     """JSON lines. Blank lines are ignored; a line that does not parse is a
-    malformed record (counted), never a fatal error."""
+    malformed record and a line that is not UTF-8 a ``bad_encoding`` one (both
+    counted), never a fatal error."""
 
     def __init__(self, path: Path, streaming: bool, **kw: Any) -> None:
         super().__init__(str(path), **kw)
         self.path = path
         self.sized = not streaming
         if self.sized:
-            self.lines = [(n, line) for n, line in enumerate(_read_lines(path), 1) if line.strip()]
+            self.lines = [(n, line) for n, line in _read_lines(path) if not isinstance(line, str) or line.strip()]
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -137,22 +140,164 @@ class JsonLinesSource(RecordSource):
     def get(self, i: int) -> tuple[Any, str]:
         n, line = self.lines[i]
         where = f"{self.path.name}:{n}"
-        return _parse_line(line, where), where
+        return _parse_line(line, where) if isinstance(line, str) else line, where
 
     def iterate(self, epoch: int, seed: int, shuffle: bool, buffer: int) -> Iterator[tuple[Any, str]]:
         if self.sized:
             yield from super().iterate(epoch, seed, shuffle, buffer)
             return
-        items = ((_parse_line(line, f"{self.path.name}:{n}"), f"{self.path.name}:{n}")
-                 for n, line in enumerate(_read_lines(self.path), 1) if line.strip())
+        items = ((_parse_line(line, f"{self.path.name}:{n}") if isinstance(line, str) else line,
+                  f"{self.path.name}:{n}")
+                 for n, line in _read_lines(self.path) if not isinstance(line, str) or line.strip())
         if shuffle:
             items = buffered_shuffle(items, buffer, random.Random(f"mpm-stream/{seed}/{epoch}"))
         yield from items
 
 
-def _read_lines(path: Path) -> Iterator[str]:
-    with open(path, encoding="utf-8", errors="replace") as f:
-        yield from f
+def _not_utf8(exc: UnicodeDecodeError, line: bytes) -> Malformed:
+    return Malformed(f"not valid UTF-8 (byte 0x{line[exc.start]:02x} at byte {exc.start + 1} of the line); "
+                     "re-encode the file as UTF-8", reason="bad_encoding")
+
+
+def _read_lines(path: Path) -> Iterator[tuple[int, str | Malformed]]:
+    """(line number, text) of every line, decoded one by one: a line that is not
+    UTF-8 comes out as a ``bad_encoding`` placeholder instead of being silently
+    altered (a replacement character) or failing the whole file."""
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            if n == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark
+                raw = raw[3:]
+            try:
+                yield n, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield n, _not_utf8(exc, raw)
+
+
+# Bytes that are not UTF-8, decoded with errors="surrogateescape", become U+DC80..U+DCFF.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _undecodable(text: str, start: int = 0, end: int | None = None, lines: bool = True) -> Malformed | None:
+    """A ``bad_encoding`` placeholder when ``text[start:end]`` holds bytes that were not UTF-8."""
+    hit = _UNDECODABLE.search(text, start, len(text) if end is None else end)
+    if hit is None:
+        return None
+    where = f" on line {text.count(chr(10), 0, hit.start()) + 1}" if lines else ""
+    return Malformed(f"not valid UTF-8 (byte 0x{ord(hit.group()) - 0xDC00:02x}{where}); "
+                     "re-encode the file as UTF-8", reason="bad_encoding")
+
+
+def read_json_array(file: Path) -> list[tuple[int, Any]]:
+    """(line, record) of each element of a JSON array file, read element by
+    element so a record with bytes that are not UTF-8 is one ``bad_encoding``
+    record, not a failure of the whole file."""
+    text = file.read_bytes().decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    decoder = json.JSONDecoder()
+
+    def broken(why: str, pos: int) -> DataError:
+        line = text.count("\n", 0, pos) + 1
+        return DataError(f"{file} is not a JSON array ({why} at line {line}); use one JSON object per line "
+                         "(.jsonl) to let single bad lines be skipped")
+
+    pos = _SPACE.match(text).end()
+    if not text.startswith("[", pos):
+        raise DataError(f"{file} must hold a JSON array of records")
+    pos = _SPACE.match(text, pos + 1).end()
+    records: list[tuple[int, Any]] = []
+    line, counted = 1, 0
+    if text.startswith("]", pos):
+        pos += 1
+    else:
+        while True:
+            try:
+                value, end = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError as exc:
+                raise broken(exc.msg, exc.pos) from None
+            line += text.count("\n", counted, pos)
+            counted = pos
+            records.append((line, _undecodable(text, pos, end) or value))
+            pos = _SPACE.match(text, end).end()
+            if text.startswith(",", pos):
+                pos = _SPACE.match(text, pos + 1).end()
+            elif text.startswith("]", pos):
+                pos += 1
+                break
+            else:
+                raise broken("expected ',' or ']'", pos)
+    if _SPACE.match(text, pos).end() != len(text):
+        raise broken("extra data after the array", pos)
+    return records
+
+
+class JsonArraySource(RecordSource):
+    """A JSON array file (LLaVA's ``llava_instruct_150k.json``), records named by line."""
+
+    def __init__(self, path: Path, **kw: Any) -> None:
+        super().__init__(path.name, **kw)
+        self.path = path
+        self.records = read_json_array(path)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def get(self, i: int) -> tuple[Any, str]:
+        line, record = self.records[i]
+        return record, f"{self.path.name}:{line}"
+
+
+class CsvSource(RecordSource):
+    """CSV / TSV files, read with Python's csv module row by row: a row that is
+    not UTF-8 is one ``bad_encoding`` record (named by file and line), empty
+    cells are missing values, every value stays text."""
+
+    def __init__(self, files: list[str], streaming: bool, limit: int | None = None, **kw: Any) -> None:
+        super().__init__(Path(files[0]).name if len(files) == 1 else files[0], **kw)
+        self.files, self.limit = [Path(f) for f in files], limit
+        self.sized = not streaming
+        if self.sized:
+            self.rows = list(self._rows())
+
+    def _rows(self) -> Iterator[tuple[Any, str]]:
+        count = 0
+        for file in self.files:
+            delimiter = "\t" if file.suffix == ".tsv" else ","
+            with open(file, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+                reader = csv.reader(f, delimiter=delimiter)
+                header = next(reader, None)
+                if header is None:
+                    continue
+                start = reader.line_num + 1
+                for cells in reader:
+                    where = f"{file.name}:{start}"
+                    start = reader.line_num + 1
+                    if not any(c.strip() for c in cells):
+                        continue
+                    if self.limit is not None and count >= self.limit:
+                        return
+                    count += 1
+                    bad = _undecodable("\x00".join(cells), lines=False)
+                    if bad is not None:
+                        yield bad, where
+                    elif len(cells) != len(header):
+                        yield Malformed(f"{len(cells)} fields, the header has {len(header)}"), where
+                    else:
+                        yield {k: (v if v != "" else None) for k, v in zip(header, cells, strict=True)}, where
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def get(self, i: int) -> tuple[Any, str]:
+        return self.rows[i]
+
+    def iterate(self, epoch: int, seed: int, shuffle: bool, buffer: int) -> Iterator[tuple[Any, str]]:
+        if self.sized:
+            yield from super().iterate(epoch, seed, shuffle, buffer)
+            return
+        items = self._rows()
+        if shuffle:
+            items = buffered_shuffle(items, buffer, random.Random(f"mpm-stream/{seed}/{epoch}"))
+        yield from items
 
 
 class HFSource(RecordSource):
@@ -187,11 +332,28 @@ class HFStreamSource(RecordSource):
         rows = iter(ds)
         if self.limit is not None:
             rows = itertools.islice(rows, self.limit)
-        for i, row in enumerate(rows):
+        for i, row in enumerate(_guarded(rows, self.name)):
             key = row.get("__key__") if isinstance(row, dict) else None
             url = row.get("__url__") if isinstance(row, dict) else None
             where = f"{Path(url).name}:{key}" if key and url else f"{self.name} #{i + 1}"
             yield row, where
+
+
+def _guarded(rows: Iterator[Any], name: str) -> Iterator[Any]:
+    """A datasets stream that fails on a record (text that is not UTF-8 in a
+    webdataset shard) cannot go on past it: say so clearly instead of a traceback."""
+    n = 0
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{name}: the record after #{n} is not valid UTF-8 ({exc.reason} at byte "
+                            f"{exc.start}); a datasets stream cannot skip it, so re-encode the text as UTF-8 "
+                            "(JSON lines and CSV sources count such records and go on)") from None
+        n += 1
+        yield row
 
 
 # -- opening a configured source ---------------------------------------------------
@@ -265,27 +427,23 @@ def open_source(src: Any, streaming: bool) -> RecordSource:
         if fmt == "jsonl":
             source: RecordSource = JsonLinesSource(file, streaming, **kw)
         else:
-            try:
-                records = json.loads(file.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{file} is not a JSON array ({exc}); use one JSON object per line "
-                                "(.jsonl) to let single bad lines be skipped") from None
-            if not isinstance(records, list):
-                raise DataError(f"{file} must hold a JSON array of records")
-            source = ListSource(records, name=file.name, **kw)
+            source = JsonArraySource(file, **kw)
         if src.max_samples is not None and source.sized:
             source = _Head(source, src.max_samples)
         return source
+    if fmt == "csv":  # our own reader: a row that is not UTF-8 is counted, not fatal
+        files = _files(path, (".csv", ".tsv"))
+        kw["image_root"] = root or str(Path(files[0]).parent)
+        return CsvSource(files, streaming, limit=src.max_samples, **kw)
     import datasets
 
     datasets.disable_progress_bars()
     streaming = streaming or fmt == "webdataset"
     try:
-        if fmt in ("csv", "parquet"):
-            files = _files(path, (".csv", ".tsv", ".parquet"))
+        if fmt == "parquet":
+            files = _files(path, (".parquet",))
             kw["image_root"] = root or str(Path(files[0]).parent)
-            extra = {"delimiter": "\t"} if fmt == "csv" and files[0].endswith(".tsv") else {}
-            ds = datasets.load_dataset(fmt, data_files=files, split="train", streaming=streaming, **extra)
+            ds = datasets.load_dataset(fmt, data_files=files, split="train", streaming=streaming)
         elif fmt == "imagefolder":
             kw["image_root"] = root or path
             ds = datasets.load_dataset("imagefolder", data_dir=path, split="train", streaming=streaming)
