@@ -9,8 +9,9 @@ asks for it with ``--trust-remote-code`` (or Python code opts in explicitly). A
 recipe, a ``key=value`` override -- is ignored with a warning, because whoever
 wrote that file is not the person running the command.
 
-* A command: decorate it with :func:`trust_remote_code_option`; it adds the
-  ``--trust-remote-code`` flag and grants remote code for that command's run only::
+* A command: decorate it with :func:`trust_remote_code_option` (one line, no
+  change to its signature); it adds the ``--trust-remote-code`` flag, which grants
+  remote code for that command's run only::
 
       @click.command("serve")
       @click.option("--checkpoint", ...)
@@ -40,7 +41,6 @@ Torch-free at import: ``mpm --help`` imports this module through the CLI.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -86,20 +86,28 @@ def trusting_remote_code(enabled: bool = True) -> Iterator[None]:
 
 
 def trust_remote_code_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Click decorator: adds ``--trust-remote-code`` and runs the command inside
-    :func:`trusting_remote_code` when it is given. Place it with the other options."""
+    """Click decorator: adds the ``--trust-remote-code`` flag, which grants remote code
+    for the rest of the command's run. The command's signature does not change (the
+    flag is not passed to it); read :func:`remote_code_trusted` where needed."""
     import click
 
-    @functools.wraps(command)
-    def run(*args: Any, trust_remote_code: bool = False, **kwargs: Any) -> Any:
-        with trusting_remote_code(trust_remote_code):
-            return command(*args, **kwargs)
+    def grant(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        if value:
+            global _granted
+            before, _granted = _granted, True
+
+            def restore() -> None:
+                global _granted
+                _granted = before
+
+            ctx.call_on_close(restore)
+        return value
 
     return click.option(
-        FLAG, "trust_remote_code", is_flag=True,
-        help="Run Python code shipped with a model checkpoint (its config.json auto_map). Only for "
-             "checkpoints whose authors you trust; a config file can never switch this on.",
-    )(run)
+        FLAG, is_flag=True, expose_value=False, callback=grant,
+        help="Run Python code shipped with a model checkpoint (its config.json auto_map .py files). Only "
+             "for checkpoints whose authors you trust; a config file or run folder cannot switch this on.",
+    )(command)
 
 
 def remote_code_files(folder: str | Path) -> list[str]:

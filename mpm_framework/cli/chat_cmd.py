@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ..errors import MPMError
+from ..security import trust_remote_code_option
 
 CHAT_HELP = """\
 /image PATH   talk about another image (starts a new conversation)
@@ -128,6 +129,7 @@ def _interactive(stack, image: str | None, stream: bool, generation: dict[str, A
               help="When the conversation outgrows the context window, drop its oldest turns (with a warning) "
                    "instead of stopping with an error.")
 @generation_options
+@trust_remote_code_option
 @click.pass_obj
 def chat(spec, question: str | None, image: str | None, stream: bool, truncate_history: bool,
          **options: Any) -> None:

@@ -10,6 +10,7 @@ import click
 from ..errors import MPMError
 from ..evaluation.datasets import FORMATS  # torch-free, like the whole command module
 from ..evaluation.tasks import TASKS
+from ..security import trust_remote_code_option
 from .chat_cmd import generation_kwargs, generation_options
 
 
@@ -34,6 +35,7 @@ def _split(_ctx, _param, values: tuple[str, ...]) -> list[str]:
               help="Caption prompt, or question template with {question} (default: the pack's caption "
                    "prompt / the question as is).")
 @generation_options
+@trust_remote_code_option
 @click.pass_obj
 def evaluate(spec, task: str, langs: list[str], data: str, fmt: str, image_root: str | None,
              out_dir: str | None, limit: int | None, batch_size: int, prompt: str | None, **options: Any) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigError, MPMError
+from ..security import trust_remote_code_option
 
 SAMPLERS = ("ddpm", "ddim", "euler", "euler_ancestral", "dpmsolver")
 
@@ -77,6 +78,7 @@ def load_paint_stack(spec, checkpoint: str | None, device: str | None):
 @click.option("--checkpoint", type=click.Path(file_okay=False), default=None,
               help="A training run directory: its saved config and weights replace the composed stack.")
 @click.option("--device", default=None, help="Run on this torch device (e.g. cuda).")
+@trust_remote_code_option
 @click.pass_obj
 def paint(spec, prompts, out, negative, guidance, steps, sampler, seed, images_per_prompt, keep, rerank,
           blocklist, batch_size, checkpoint, device) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..security import trust_remote_code_option
+
 ENGINES = ("single", "ddp", "deepspeed")
 
 
@@ -18,6 +20,7 @@ ENGINES = ("single", "ddp", "deepspeed")
 @click.option("--output-dir", help="Run folder (default: run.output_dir).")
 @click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")
 @click.argument("overrides", nargs=-1)
+@trust_remote_code_option
 @click.pass_obj
 def train(spec, stage, resume, nproc, engine, zero_stage, deepspeed_config, output_dir, no_progress,
           overrides) -> None:

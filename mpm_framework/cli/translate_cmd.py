@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import MPMError
+from ..security import trust_remote_code_option
 
 
 @click.command("translate")
@@ -26,6 +27,7 @@ from ..errors import MPMError
 @click.option("--limit", type=int, help="Translate only the first N records.")
 @click.option("--device", default="cpu", show_default=True)
 @click.argument("overrides", nargs=-1)
+@trust_remote_code_option
 def translate(input_file, output, target, source, translator, model_path, src_code, tgt_code, prefix, llm_name,
               run_dir, batch_size, num_beams, max_new_tokens, limit, device, overrides) -> None:
     """Translate an English instruction (LLaVA) or caption file into a target language.

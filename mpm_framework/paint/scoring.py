@@ -27,9 +27,13 @@ class CLIPScorer:
         root = Path(path).expanduser()
         if not (root / "config.json").is_file():
             raise ConfigError(f"no CLIP-style checkpoint at {root} (config.json missing)")
+        from ..security import allow_remote_code
+
+        remote = allow_remote_code(root, local=True)  # shipped code only with --trust-remote-code
         try:
-            self.model = AutoModel.from_pretrained(root, use_safetensors=True).to(device).eval()
-            self.processor = AutoProcessor.from_pretrained(root)
+            self.model = AutoModel.from_pretrained(root, use_safetensors=True,
+                                                   trust_remote_code=remote).to(device).eval()
+            self.processor = AutoProcessor.from_pretrained(root, trust_remote_code=remote)
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"cannot load the reranking model at {root}: {first}") from None

@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nproc", type=int, help="processes to launch through torchrun")
     parser.add_argument("--engine", choices=("single", "ddp", "deepspeed"))
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run Python code shipped with model checkpoints (their auto_map); only if trusted")
     # The `deepspeed` launcher passes --local_rank; the engines read LOCAL_RANK from the environment.
     parser.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
@@ -27,13 +29,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         from ..config.loading import resolve_config
+        from ..security import trusting_remote_code
         from .launch import train_from_config
 
         overrides = list(args.overrides)
         if args.engine:
             overrides.append(f"run.engine={args.engine}")
         cfg = resolve_config(recipe=args.config, overrides=overrides)
-        train_from_config(cfg, args.stage, resume=args.resume, nproc=args.nproc, progress=not args.no_progress)
+        with trusting_remote_code(args.trust_remote_code):
+            train_from_config(cfg, args.stage, resume=args.resume, nproc=args.nproc,
+                              progress=not args.no_progress)
     except MPMError as exc:
         print(f"Error: {exc}", file=sys.stderr, flush=True)
         return 1

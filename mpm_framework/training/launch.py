@@ -67,6 +67,10 @@ def launch_workers(cfg: Any, stage_spec: str, nproc: int, resume: bool) -> None:
                "-m", "mpm_framework.training", "--config", str(config_path), "--stage", stage_spec]
     if resume:
         command.append("--resume")
+    from ..security import FLAG, remote_code_trusted
+
+    if remote_code_trusted():  # the workers load the same models: pass the command line's grant on
+        command.append(FLAG)
     print("launching: " + " ".join(command), flush=True)
     code = subprocess.call(command)
     if code != 0:

@@ -12,7 +12,10 @@
         metrics.jsonl  loss_curve.png
 
 ``load_run(path)`` rebuilds the stack from ``config.yaml`` (components come from
-the installed plugins) and loads ``final/model.safetensors``.
+the installed plugins) and loads ``final/model.safetensors``. A run folder is data:
+a ``trust_remote_code`` in its config.yaml is switched off with a warning; code
+shipped with a model runs only when the caller grants it (``--trust-remote-code``,
+``load_run(path, trust_remote_code=True)``; see ``mpm_framework.security``).
 """
 
 from __future__ import annotations
@@ -106,15 +109,26 @@ def load_weights(stack: Any, path: str | Path, stage: str | None = None) -> list
     return load_weights_into(stack, load_file(str(file)), str(file))
 
 
-def load_run(run_dir: str | Path, stage: str | None = None, device: str = "cpu"):
-    """The trained stack of a run folder (or stage folder), ready for inference."""
+def load_run(run_dir: str | Path, stage: str | None = None, device: str = "cpu",
+             trust_remote_code: bool | None = None):
+    """The trained stack of a run folder (or stage folder), ready for inference.
+
+    ``trust_remote_code``: True lets code shipped with the models run (warning with
+    the files); None keeps what the running command granted (``--trust-remote-code``);
+    the folder's own config never decides."""
+    import contextlib
+
     from ..composition import build_stack
     from ..config.loading import resolve_config
+    from ..security import ignore_remote_code_settings, trusting_remote_code
     from .lora import apply_lora
 
     folder = stage_folder(run_dir, stage)
     cfg = resolve_config(recipe=folder / "config.yaml")
-    stack = build_stack(cfg)
+    ignore_remote_code_settings(cfg, folder / "config.yaml")
+    grant = contextlib.nullcontext() if trust_remote_code is None else trusting_remote_code(trust_remote_code)
+    with grant:
+        stack = build_stack(cfg)
     apply_lora(stack, cfg.run.lora)
     load_weights(stack, folder)
     stack.to(device)

@@ -46,8 +46,11 @@ class Seq2SeqTranslator(Translator):
 
         if not Path(path).is_dir():
             raise DataError(f"MT checkpoint folder not found: {path}")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-        self.model = AutoModelForSeq2SeqLM.from_pretrained(str(path)).to(device).eval()
+        from ..security import allow_remote_code
+
+        remote = allow_remote_code(path, local=True)  # shipped code only with --trust-remote-code
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=remote)
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(str(path), trust_remote_code=remote).to(device).eval()
         if src_code:
             self.tokenizer.src_lang = src_code
         self.forced_bos = None

@@ -57,7 +57,9 @@ class LlamaLLMConfig:
     dtype: str = "fp32"  # fp32 | bf16 | fp16
     attn_implementation: str = "sdpa"  # sdpa | eager | xformers (GPU only; sdpa on CPU)
     gradient_checkpointing: bool = False
-    trust_remote_code: bool = False  # run code shipped with a checkpoint: only when you trust it
+    # Ignored (with a warning): a config cannot switch on code shipped with a checkpoint; the command
+    # line's --trust-remote-code does (mpm_framework.security). Kept so older configs still load.
+    trust_remote_code: bool = False
     lora: LoraOptions = field(default_factory=LoraOptions)
     chat_template: str = ""  # a Jinja template or a path to a .jinja file; default: the tokenizer's own
     image_token: str = "<image_pad>"  # placeholder token for image slots, added to the tokenizer if missing

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 
 from mpm_framework.errors import ConfigError, did_you_mean
+from mpm_framework.security import FLAG as TRUST_FLAG
+from mpm_framework.security import allow_remote_code
 
 from .attention import fit_to_architecture
 from .config import DTYPES, LlamaLLMConfig
@@ -50,8 +52,8 @@ def _not_found(source: str, exc: BaseException) -> ConfigError:
     reason = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
     if "trust_remote_code" in str(exc):
         return ConfigError(
-            f"{source!r} needs code shipped with the checkpoint. Set model.llm.trust_remote_code=true "
-            "only if you trust its authors."
+            f"{source!r} needs code shipped with the checkpoint. Pass {TRUST_FLAG} on the command line "
+            "(trusting_remote_code() in Python) only if you trust its authors."
         )
     offline = _offline()
     return ConfigError(
@@ -63,8 +65,11 @@ def _not_found(source: str, exc: BaseException) -> ConfigError:
     )
 
 
-def _hub_kwargs(cfg: LlamaLLMConfig, local: bool) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
+def _hub_kwargs(cfg: LlamaLLMConfig, source: str, local: bool) -> dict[str, Any]:
+    # Code shipped with a checkpoint runs only when the command line asked for it
+    # (--trust-remote-code); cfg.trust_remote_code may come from a downloaded run folder.
+    kwargs: dict[str, Any] = {
+        "trust_remote_code": allow_remote_code(source, local=local, config_value=cfg.trust_remote_code)}
     if not local:
         kwargs["local_files_only"] = _offline()
         if cfg.revision:
@@ -82,7 +87,7 @@ def load_tokenizer(cfg: LlamaLLMConfig) -> Any:
         return byte_tokenizer()
     resolved, local = resolve_source(source)
     try:
-        return AutoTokenizer.from_pretrained(resolved, **_hub_kwargs(cfg, local))
+        return AutoTokenizer.from_pretrained(resolved, **_hub_kwargs(cfg, resolved, local))
     except (OSError, ValueError) as exc:
         if local:
             raise ConfigError(f"cannot load a tokenizer from {resolved}: {exc}") from None
@@ -129,7 +134,7 @@ def load_pretrained(cfg: LlamaLLMConfig, auto: bool, attn: str, meta: bool) -> A
     source, local = resolve_source(cfg.path)
     if local and not (Path(source) / "config.json").is_file():
         raise ConfigError(f"{source} holds no config.json: not a Hugging Face checkpoint directory")
-    kwargs = _hub_kwargs(cfg, local)
+    kwargs = _hub_kwargs(cfg, source, local)
     try:
         config = AutoConfig.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
@@ -144,7 +149,8 @@ def load_pretrained(cfg: LlamaLLMConfig, auto: bool, attn: str, meta: bool) -> A
     dtype = torch_dtype(cfg.dtype)
     if meta:
         with torch.device("meta"):
-            return _from_config(cls, config, attn_implementation=attn, dtype=dtype, **_remote(cfg))
+            remote = {"trust_remote_code": True} if kwargs["trust_remote_code"] else {}
+            return _from_config(cls, config, attn_implementation=attn, dtype=dtype, **remote)
     try:
         return cls.from_pretrained(source, config=config, dtype=dtype, attn_implementation=attn, **kwargs)
     except (OSError, ValueError) as exc:
@@ -159,10 +165,6 @@ def _from_config(cls: Any, config: Any, **kwargs: Any) -> Any:
         return cls.from_config(config, **kwargs)
     kwargs.pop("trust_remote_code", None)
     return cls._from_config(config, **kwargs)
-
-
-def _remote(cfg: LlamaLLMConfig) -> dict[str, Any]:
-    return {"trust_remote_code": cfg.trust_remote_code} if cfg.trust_remote_code else {}
 
 
 def build_random(cfg: LlamaLLMConfig, tokenizer: Any, auto: bool, attn: str, meta: bool) -> Any:
