@@ -117,3 +117,28 @@ def test_prepare_error_examples_name_the_file_and_line(tmp_path, helpers, make_c
     message = str(info.value)
     assert "prepare_error: 4" in message and "prepare_error: all_bad.jsonl:1: UnicodeEncodeError" in message
     assert "\\udc00" in message  # the surrogate shown escaped: the message itself prints
+
+
+def test_a_webdataset_stream_with_bad_text_stops_with_a_clear_error(tmp_path):
+    """datasets decodes key.txt inside its own generator and cannot go on after it
+    fails: the best a stream can do is a DataError naming the source, not a traceback."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    from mpm_framework.errors import DataError
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buf, "PNG")
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    with tarfile.open(shards / "shard-0000.tar", "w") as tar:
+        for k in range(8):  # past the first examples datasets reads to infer the features
+            for ext, payload in (("jpg", buf.getvalue()), ("txt", BAD if k == 6 else f"caption {k}".encode())):
+                info = tarfile.TarInfo(f"k{k}.{ext}")
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+    source = open_source(_src(shards), streaming=True)
+    with pytest.raises(DataError, match=r"not valid UTF-8.*re-encode"):
+        _read(source)
