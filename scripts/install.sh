@@ -16,4 +16,12 @@ for dir in plugins/*/ languages/*/; do
 done
 DS_BUILD_OPS=0 "$PY" -m pip install --quiet --no-build-isolation \
   -c requirements/constraints.txt "${targets[@]}"
+# the browser test of `mpm serve --ui` drives Debian's chromium (playwright cannot download its own here)
+if [[ "${1:-}" == "--dev" ]] && ! command -v chromium >/dev/null 2>&1; then
+  if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  else
+    echo "note: chromium is missing (the web-demo browser test skips; as root: apt-get install -y chromium)" >&2
+  fi
+fi
 echo "mpm installed: $(command -v mpm)"

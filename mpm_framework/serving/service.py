@@ -164,10 +164,16 @@ def load_stacks(checkpoints: list[str | Path], spec: Any = None, device: str | N
 
         from ..composition import build_stack
 
+        def only(drop: tuple[str, ...]) -> list[str]:  # overrides of the other stack's components
+            return [o for o in spec.overrides if not o.startswith(drop)]
+
         if spec.vision:
-            stacks.append(build_stack(dc_replace(spec, decoder=None).resolve()))
+            chat_spec = dc_replace(spec, decoder=None, overrides=only(("model.decoder.",)))
+            stacks.append(build_stack(chat_spec.resolve()))
         if spec.decoder:
-            stacks.append(build_stack(dc_replace(spec, vision=None).resolve()))
+            paint_spec = dc_replace(spec, vision=None, connector=None,
+                                    overrides=only(("model.vision.", "model.connector.")))
+            stacks.append(build_stack(paint_spec.resolve()))
         if not stacks:
             raise MPMError("serve needs a vision encoder (--vision, for chat) and/or an image decoder "
                            "(--decoder, for images), or --checkpoint RUN_DIR")
