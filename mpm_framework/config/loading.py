@@ -152,6 +152,8 @@ def resolve_config(
     for i, layer in enumerate(layers):
         if i > 0 or not isinstance(recipe, (str, Path)):  # a file was checked with line numbers
             check_shape(layer, "the config overrides" if overrides and i == len(layers) - 1 else "the recipe")
+        for key in [k for k in ROOT_SECTIONS if k in layer and layer[k] is None]:
+            del layer[key]  # an empty section ("run:" alone) keeps the defaults
         unknown = [k for k in layer if k not in ROOT_SECTIONS]
         if unknown:
             key = unknown[0]

@@ -9,6 +9,7 @@ here by name; a custom stage's own checks still run when it is built).
 
 from __future__ import annotations
 
+import difflib
 import glob
 import os
 from pathlib import Path
@@ -80,7 +81,10 @@ def _source_problems(source: Any, where: str, kinds: tuple[str, ...] | None, sta
             problems.append(f"{where}.path: no file matches {path}")
     elif not os.path.exists(expanded):
         parent = Path(expanded).parent
-        hint = did_you_mean(Path(expanded).name, os.listdir(parent)) if parent.is_dir() else ""
+        # File names share extensions, so only a near-identical name is a likely typo.
+        close = difflib.get_close_matches(Path(expanded).name, os.listdir(parent), n=1, cutoff=0.8) \
+            if parent.is_dir() else []
+        hint = f" Did you mean '{close[0]}'?" if close else ""
         problems.append(f"{where}.path: {path} does not exist.{hint}")
     elif os.path.isfile(expanded):
         try:
