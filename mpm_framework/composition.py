@@ -31,6 +31,50 @@ def _build(kind: str, cfg: Any, context: BuildContext, seed: int = 0):
         return factory.from_config(cfg, context)
 
 
+# kind -> the section of ``model`` that configures it
+COMPONENT_SECTIONS = {"llm": "llm", "vision": "vision", "connector": "connector", "decoder": "decoder"}
+
+
+def component_config(kind: str, name: str, overrides: list[str] | dict[str, Any] | None = None) -> DictConfig:
+    """The validated config of one component: its registered defaults with
+    ``overrides`` applied, checked like a stack's (unknown keys get "did you
+    mean"). ``overrides`` are ``"key=value"`` strings or a dict, relative to the
+    component's section (``["path=runs/pivot"]`` for an LLM)."""
+    section = COMPONENT_SECTIONS.get(kind)
+    if section is None:
+        from .errors import did_you_mean
+
+        raise ConfigError(f"unknown component kind '{kind}'.{did_you_mean(kind, COMPONENT_SECTIONS)} "
+                          f"Kinds: {', '.join(COMPONENT_SECTIONS)}")
+    if isinstance(overrides, dict):
+        cfg = resolve_config(**{section: name}, recipe={"model": {section: {**overrides, "name": name}}})
+    else:
+        cfg = resolve_config(**{section: name}, overrides=[f"model.{section}.{o}" for o in overrides or []])
+    return cfg.model[section]
+
+
+def build_component(kind: str, name: str, overrides: list[str] | dict[str, Any] | None = None, *,
+                    context: BuildContext | None = None, seed: int = 0):
+    """One registered component built as :func:`build_stack` builds it (same
+    config validation, same seeded initialisation): ``build_component("llm",
+    "llama", ["path=runs/pivot"])``. ``context`` carries what a component needs
+    from the others (``llm_hidden_size`` for a connector or a decoder)."""
+    cfg = component_config(kind, name, overrides)
+    return _build(kind, cfg, context or BuildContext(), seed)
+
+
+def load_stack(run_dir: str | Path, stage: str | None = None, device: str = "cpu"):
+    """The trained stack of a run directory (or one stage of it), rebuilt from
+    the config the run saved and loaded with its trained weights, in eval mode."""
+    from .errors import MPMError
+
+    if not Path(run_dir).is_dir():
+        raise MPMError(f"run directory not found: {run_dir}")
+    from .training.run_dir import load_run
+
+    return load_run(run_dir, stage=stage, device=device)
+
+
 def build_stack(cfg: DictConfig, *, meta: bool = False):
     """A ChatStack (vision chosen) or PaintStack (decoder chosen) from a resolved config."""
     import torch

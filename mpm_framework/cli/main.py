@@ -27,6 +27,7 @@ def cli() -> None:
     Quick start:
       mpm plugins list                          what is installed
       mpm demo                                  the whole MPM experiment on the toy world
+                                                (the mpm-toyworld plugin)
       mpm compose --llm llama --vision clip --lang de show-config
       mpm compose --llm cpm-bee --vision beit3 --lang zh train --stage align
 
@@ -37,7 +38,6 @@ def cli() -> None:
 
 def _add_commands() -> None:
     from .compose_cmd import compose
-    from .demo_cmd import demo
     from .export_cmd import export
     from .import_cmd import import_
     from .lang_cmd import lang
@@ -45,7 +45,7 @@ def _add_commands() -> None:
     from .plugins_cmd import plugins
     from .translate_cmd import translate
 
-    for command in (plugins, lang, compose, demo, plan, translate, import_, export):
+    for command in (plugins, lang, compose, plan, translate, import_, export):
         cli.add_command(command)
     from ..plugins import register_commands
 

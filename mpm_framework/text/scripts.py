@@ -43,6 +43,9 @@ _STARTS = [b[0] for b in BLOCKS]
 
 # Scripts whose words are not separated by spaces.
 UNSPACED = frozenset({"Hani", "Hira", "Kana", "Thai", "Laoo", "Khmr", "Mymr", "Tibt"})
+# Punctuation written with them (CJK symbols and punctuation, full-width forms):
+# one character per token too, as in the scripts' own text.
+UNSPACED_PUNCTUATION = ((0x3000, 0x303F), (0xFF00, 0xFFEF))
 
 # ISO 15924 code a pack declares -> the block scripts it writes with.
 ISO_SCRIPTS: dict[str, frozenset[str]] = {
@@ -86,7 +89,8 @@ def unspaced_character_class() -> str:
     """A regex character class matching one character of any script written
     without spaces; written with the characters themselves, so Python's ``re``
     and the Hugging Face ``tokenizers`` regex engine read it alike."""
-    ranges = "".join(f"{chr(first)}-{chr(last)}" for first, last, script in BLOCKS if script in UNSPACED)
+    blocks = [(first, last) for first, last, script in BLOCKS if script in UNSPACED] + list(UNSPACED_PUNCTUATION)
+    ranges = "".join(f"{chr(first)}-{chr(last)}" for first, last in blocks)
     return f"[{ranges}]"
 
 

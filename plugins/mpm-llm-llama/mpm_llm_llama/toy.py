@@ -28,7 +28,7 @@ SPECIAL_TOKENS = (PAD, BOS, EOS, IMAGE, *ROLE_TOKENS)  # ids 0.. in this order
 
 def train_tokenizer(
     texts: Iterable[str], vocab_size: int = 2000, path: str | Path | None = None,
-    min_frequency: int = 2,
+    min_frequency: int = 2, split_unspaced: bool = False,
 ) -> Any:
     """Train a byte-level BPE on ``texts``; return a transformers fast tokenizer.
 
@@ -37,12 +37,28 @@ def train_tokenizer(
     ``vocab_size`` in total with merges. Plain encoding prepends ``<s>``. With
     ``path`` the tokenizer is saved there (``tokenizer.json``,
     ``tokenizer_config.json``, ``chat_template.jinja``).
+
+    ``split_unspaced=True`` makes every character of a script written without
+    spaces (Han, kana, Thai, Lao, Khmer, Myanmar, Tibetan, by Unicode block:
+    :mod:`mpm_framework.text.scripts`) its own pre-token. Byte-level BPE
+    otherwise treats a run of such characters as one word, so merges cross
+    word boundaries ("一个小的", "でした" + the next word) and one word takes
+    different tokens in different sentences; a pivot trained from scratch then
+    has to learn every fused form apart. Split, merges stay inside a character
+    and words are sequences of characters, as in most multilingual tokenizers.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if split_unspaced:
+        from mpm_framework.text.scripts import unspaced_character_class
+
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(unspaced_character_class()), behavior="isolated"), byte_level])
+    else:
+        tok.pre_tokenizer = byte_level
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

@@ -30,8 +30,9 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..contracts.language import LanguagePack
-from .scene import questions_for
+from mpm_framework.contracts.language import LanguagePack
+from mpm_framework.text.toy_scenes import questions_for
+
 from .split import sample_split_scene, split_rng
 
 TRANSLATE_SEP = " => "
@@ -85,7 +86,8 @@ def build_corpus(
 
     ``packs`` must contain English (the pivot language). Languages are drawn
     uniformly per document."""
-    from ..errors import MPMError
+    from mpm_framework.errors import MPMError
+
     from .split import scene_key
 
     config = config or CorpusConfig()

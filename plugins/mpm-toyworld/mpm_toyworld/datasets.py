@@ -20,10 +20,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..contracts.language import LanguagePack
-from ..contracts.prompt import IMAGE_MARKER
+from mpm_framework.contracts.language import LanguagePack
+from mpm_framework.contracts.prompt import IMAGE_MARKER
+from mpm_framework.contracts.toy_grammar import Question, Scene
+from mpm_framework.text.toy_scenes import questions_for
+
 from .render import render
-from .scene import Question, Scene, questions_for
 from .split import sample_split_scene, split_rng
 
 CAPTION_TASK, VQA_TASK = "caption", "vqa"

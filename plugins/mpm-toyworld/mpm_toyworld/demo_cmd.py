@@ -1,4 +1,4 @@
-"""``mpm demo``: the whole MPM experiment on the built-in toy world."""
+"""``mpm demo``: the whole MPM experiment on the toy world (registered by this plugin)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import MPMError
+from mpm_framework.errors import MPMError
 
 
 def _split(_ctx, _param, value: str | None) -> list[str] | None:
@@ -21,7 +21,8 @@ def _split(_ctx, _param, value: str | None) -> list[str] | None:
               help="quick (about 5 min on 2 CPU cores, checks the pipeline) or full (longer training, "
                    "3 seeds, mean ± spread; the README's table).")
 @click.option("--langs", callback=_split, default=None,
-              help="Target languages, comma-separated (default: every installed pack but English).")
+              help="Target languages, comma-separated (default: every installed pack with a toy grammar, "
+                   "English aside).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
               help="Run directory: configs, checkpoints, predictions, results.md/.json/.png.")
 @click.option("--seed", "seeds", callback=_split, default=None,
@@ -62,7 +63,7 @@ def demo(profile, langs, out, seeds, conditions, workers, threads, paint, resume
       mpm demo --profile full --out runs/demo-full
       mpm demo --langs de pretrain_steps=300
     """
-    from ..toyworld.profiles import apply_overrides, get_profile
+    from .profiles import apply_overrides, get_profile
 
     prof = get_profile(profile)
     prof = apply_overrides(prof, list(overrides))
@@ -71,9 +72,15 @@ def demo(profile, langs, out, seeds, conditions, workers, threads, paint, resume
             prof = prof.replace(seeds=[int(s) for s in seeds])
         except ValueError:
             raise MPMError(f"--seed takes integers, got {','.join(seeds)}") from None
-    from ..toyworld.experiment import CONDITIONS, Demo, DemoSettings, installed_targets
+    from .experiment import CONDITIONS, Demo, DemoSettings
+    from .packs import installed_targets
 
-    targets = langs if langs is not None else installed_targets()
+    if langs is not None:
+        targets = langs
+    else:
+        targets, skipped = installed_targets()
+        if skipped:
+            click.echo(f"not in the demo (no toy grammar): {', '.join(skipped)}", err=True)
     if "en" in targets:
         targets = [c for c in targets if c != "en"]
     import os

@@ -41,10 +41,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..contracts.language import LanguagePack
-from ..errors import MPMError
+from mpm_framework.errors import MPMError
+
 from .corpus import CorpusConfig, Document, build_corpus, tokenizer_texts
 from .datasets import CAPTION_TASK, VQA_TASK, EvalItem, align_records, eval_items, instruct_records
+from .packs import load_packs
 from .profiles import Profile
 from .scoring import score_responses
 
@@ -97,25 +98,6 @@ def _log(message: str, bar: Any = None) -> None:
         bar.write(line)
     else:
         print(line, flush=True)
-
-
-def load_packs(langs: list[str]) -> dict[str, LanguagePack]:
-    """English plus the target languages, from the installed language packs."""
-    from ..composition import load_language
-    from ..plugins import get_registry
-
-    registry = get_registry()
-    packs: dict[str, LanguagePack] = {}
-    for code in ["en", *langs]:
-        reg = registry.get("language", code)  # unknown code: error naming the installed packs
-        packs[reg.name] = load_language(reg.name)
-    return packs
-
-
-def installed_targets() -> list[str]:
-    from ..plugins import get_registry
-
-    return [c for c in get_registry().names("language") if c != "en"]
 
 
 # -- configs -------------------------------------------------------------------------
@@ -191,7 +173,7 @@ class Demo:
         self.profile = settings.profile
         unknown = [c for c in settings.conditions if c not in CONDITIONS]
         if unknown:
-            from ..errors import did_you_mean
+            from mpm_framework.errors import did_you_mean
 
             raise MPMError(f"unknown condition '{unknown[0]}'.{did_you_mean(unknown[0], CONDITIONS)} "
                            f"Conditions: {', '.join(CONDITIONS)}")
@@ -210,7 +192,7 @@ class Demo:
             self.timings[key] = round(self.timings.get(key, 0.0) + time.time() - start, 2)
 
     def _resolve(self, overrides: list[str], vision: bool):
-        from ..config.loading import resolve_config
+        from mpm_framework.config.loading import resolve_config
 
         return resolve_config(
             llm="llama", vision="clip" if vision else None,
@@ -220,7 +202,8 @@ class Demo:
 
     # -- stages --------------------------------------------------------------------
     def init_pivot(self, seed_dir: Path, seed: int) -> Path:
-        """The tokenizer (byte-level BPE on text of every language, ``tokenizer.py``)
+        """The tokenizer (byte-level BPE on text of every language, every character of a
+        script written without spaces its own pre-token: ``mpm_llm_llama.toy``)
         and the random initial weights both pivots start from, saved together as
         a Hugging Face checkpoint with the llama plugin's toy helper.
 
@@ -229,23 +212,20 @@ class Demo:
         words that play the same part in the corpus (the four colours, left and
         right) almost identical, and the pivot then takes thousands of steps to
         tell them apart, hence to copy them from a description."""
-        from mpm_llm_llama.toy import build_tiny_llama
-
-        from .tokenizer import train_toy_tokenizer
+        from mpm_llm_llama.toy import build_tiny_llama, train_tokenizer
 
         p = self.profile
         path = seed_dir / "pivot-init"
-        train_toy_tokenizer(tokenizer_texts(self.packs, seed), vocab_size=p.vocab_size, path=path)
+        train_tokenizer(tokenizer_texts(self.packs, seed), vocab_size=p.vocab_size, path=path, split_unspaced=True)
         build_tiny_llama(path, seed=seed, hidden_size=p.llm_hidden, intermediate_size=p.llm_intermediate,
                          num_layers=p.llm_layers, num_heads=p.llm_heads, max_position_embeddings=256,
                          tie_word_embeddings=True, initializer_range=p.llm_init_std)
         return path
 
     def pretrain(self, seed_dir: Path, seed: int, pivot: str, init_dir: Path) -> Path:
-        from ..contracts.base import BuildContext
-        from ..plugins import get_registry
-        from ..training import TextStack, train_stage
-        from ..training.recipes import stage_config
+        from mpm_framework.composition import build_component
+        from mpm_framework.training import TextStack, train_stage
+        from mpm_framework.training.recipes import stage_config
 
         p = self.profile
         folder = seed_dir / "pivots" / pivot
@@ -260,7 +240,7 @@ class Demo:
         overrides = llm_overrides(init_dir) + run_overrides(
             "pretrain", folder, p.pretrain_steps, p.pretrain_batch, p.pretrain_lr, seed, self.s.progress)
         cfg = stage_config(self._resolve(overrides, vision=False), "pretrain")
-        llm = get_registry().get("llm", "llama").load_factory().from_config(cfg.model.llm, BuildContext())
+        llm = build_component("llm", cfg.model.llm.name, [f"path={init_dir}"], seed=seed)
         stack = TextStack(llm, languages=self.packs, config=cfg)
         result = train_stage(stack, cfg, train_samples=[document_record(d) for d in corpus],
                              progress=self.s.progress)
@@ -271,15 +251,15 @@ class Demo:
         return model_dir
 
     def compose_stack(self, pivot_dir: Path, seed: int, run: list[str]):
-        from ..composition import build_stack
+        from mpm_framework.composition import build_stack
 
         overrides = llm_overrides(pivot_dir) + vision_overrides(self.profile, seed) + run
         cfg = self._resolve(overrides, vision=True)
         return build_stack(cfg), cfg
 
     def align(self, seed_dir: Path, seed: int, pivot_dir: Path, name: str, native: bool) -> tuple[Path, Any]:
-        from ..training import train_stage
-        from ..training.recipes import stage_config
+        from mpm_framework.training import train_stage
+        from mpm_framework.training.recipes import stage_config
 
         p = self.profile
         folder = seed_dir / "align" / name
@@ -294,8 +274,8 @@ class Demo:
         return folder / "align", stack
 
     def instruct(self, seed_dir: Path, seed: int, pivot_dir: Path, align_dir: Path, cond: Condition):
-        from ..training import train_stage
-        from ..training.recipes import stage_config
+        from mpm_framework.training import train_stage
+        from mpm_framework.training.recipes import stage_config
 
         p = self.profile
         folder = seed_dir / "conditions" / cond.name
@@ -544,17 +524,17 @@ class Demo:
         return summary
 
     def run_paint(self) -> dict[str, Any]:
-        """VisCPM-Paint's claim on the same toy world (``mpm_framework.paint``),
+        """VisCPM-Paint's claim on the same toy world (``paint_experiment.py``),
         with the MPM pivot this run pretrained (first seed), kept frozen."""
-        from ..contracts.base import BuildContext
-        from ..paint.toy_experiment import run_paint_experiment
-        from ..plugins import get_registry
+        from mpm_framework.composition import build_component
+
+        from .paint_experiment import run_paint_experiment
 
         seed = self.profile.seeds[0]
         pivot_dir = self.seed_dir(seed) / "pivots" / "mpm" / "model"
         # absolute: the paint run folders record it and reload from any directory
         cfg = self._resolve(llm_overrides(pivot_dir.resolve()), vision=False)
-        llm = get_registry().get("llm", "llama").load_factory().from_config(cfg.model.llm, BuildContext())
+        llm = build_component("llm", cfg.model.llm.name, [f"path={pivot_dir.resolve()}"], seed=seed)
         out = self.s.out / "paint"
         _log(f"paint: decoders trained on English (and, native, every language) captions through the "
              f"frozen '{pivot_dir.parent.name}' pivot; results in {out}")

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..contracts.language import LanguagePack
+from mpm_framework.contracts.language import LanguagePack
+
 from .datasets import align_records, instruct_records
 
 

@@ -15,8 +15,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..toyworld.render import render
-from ..toyworld.scene import COLORS, POSITIONS, SHAPES, SIZES, Obj, Scene
+from mpm_framework.contracts.toy_grammar import COLORS, POSITIONS, SHAPES, SIZES, Obj, Scene
+
+from .render import render
 
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "color": COLORS, "shape": SHAPES, "position": POSITIONS, "size": SIZES,

@@ -8,7 +8,7 @@ Chinese pairs), shows what native data would buy. An attribute classifier,
 trained on renders only, reads colour, shape and position off every painted
 image; the table reports how often they match the prompt.
 
-    python -m mpm_framework.paint.toy_experiment --llm tiny-llm --lang zh,de,fr --profile quick
+    python -m mpm_toyworld.paint_experiment --llm tiny-llm --lang zh,de,fr --profile quick
 
 The lead's ``mpm demo`` calls :func:`run_paint_experiment` with the toy pivot it
 pretrained.
@@ -27,13 +27,12 @@ from typing import Any
 
 import torch
 
-from ..contracts.language import LanguagePack
-from ..contracts.llm import PivotLLM
-from ..errors import ConfigError, MPMError
-from ..toyworld.render import render
-from ..toyworld.scene import Scene
-from ..toyworld.split import scene_split
-from .toy_classifier import (
+from mpm_framework.contracts.language import LanguagePack
+from mpm_framework.contracts.llm import PivotLLM
+from mpm_framework.contracts.toy_grammar import Scene
+from mpm_framework.errors import ConfigError, MPMError
+
+from .paint_classifier import (
     AttributeClassifier,
     ClassifierReport,
     accuracy,
@@ -41,6 +40,8 @@ from .toy_classifier import (
     single_object_scenes,
     train_classifier,
 )
+from .render import render
+from .split import scene_split
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def apply_settings(profile: PaintProfile, settings: Sequence[str]) -> PaintProfi
     """``["steps=3000", "block_out_channels=32,64,96"]`` -> a changed profile."""
     import dataclasses
 
-    from ..errors import did_you_mean
+    from mpm_framework.errors import did_you_mean
 
     fields = {f.name: f for f in dataclasses.fields(PaintProfile) if f.name != "name"}
     changes: dict[str, Any] = {}
@@ -117,7 +118,7 @@ def get_profile(profile: str | PaintProfile) -> PaintProfile:
     if isinstance(profile, PaintProfile):
         return profile
     if profile not in PROFILES:
-        from ..errors import did_you_mean
+        from mpm_framework.errors import did_you_mean
 
         raise ConfigError(f"unknown paint profile '{profile}'.{did_you_mean(profile, PROFILES)} "
                           f"Profiles: {', '.join(PROFILES)}")
@@ -200,19 +201,12 @@ def build_paint_stack(
     decoder only."""
     from omegaconf import OmegaConf
 
-    from ..contracts.base import BuildContext
-    from ..errors import UnknownComponentError
-    from ..plugins import get_registry
-    from ..stacks.paint import PaintStack
+    from mpm_framework.composition import build_component, component_config
+    from mpm_framework.contracts.base import BuildContext
+    from mpm_framework.errors import UnknownComponentError
+    from mpm_framework.stacks.paint import PaintStack
 
-    try:
-        reg = get_registry().get("decoder", "unet")
-    except UnknownComponentError:
-        raise MPMError(
-            "the paint experiment needs the 'unet' image decoder: pip install ./plugins/mpm-paint-unet"
-        ) from None
-    cfg = OmegaConf.structured(reg.load_config_class())
-    cfg.merge_with({
+    settings = {
         "space": "pixel", "image_size": profile.image_size,
         "block_out_channels": list(profile.block_out_channels), "block_kinds": list(profile.block_kinds),
         "cross_attention_dim": profile.cross_attention_dim, "attention_head_dim": profile.attention_head_dim,
@@ -220,9 +214,16 @@ def build_paint_stack(
         "prediction_type": profile.prediction_type, "beta_schedule": profile.beta_schedule,
         "pooled_conditioning": profile.pooled_conditioning, "adapter_standardize": profile.adapter_standardize,
         "guidance_scale": profile.guidance_scale, "num_inference_steps": profile.sample_steps,
-    })
+    }
+    try:
+        cfg = component_config("decoder", "unet", settings)
+    except UnknownComponentError:
+        raise MPMError(
+            "the paint experiment needs the 'unet' image decoder: pip install ./plugins/mpm-paint-unet"
+        ) from None
     device = next(llm.parameters()).device
-    decoder = reg.load_factory().from_config(cfg, BuildContext(llm_hidden_size=llm.hidden_size, device=device))
+    decoder = build_component("decoder", "unet", settings, seed=seed,
+                              context=BuildContext(llm_hidden_size=llm.hidden_size, device=device))
     model: dict[str, Any] = {"decoder": cfg}
     if llm_config is not None:
         model.update(llm=llm_config, vision=None, connector=None, languages=list(packs))
@@ -252,7 +253,7 @@ def train_decoder(
     dropout from the decoder config); returns its TrainResult."""
     from omegaconf import OmegaConf
 
-    from ..training import train_stage
+    from mpm_framework.training import train_stage
 
     cfg = OmegaConf.create({
         "run": {
@@ -282,7 +283,7 @@ def score_condition(
     save_grid: Path | None = None,
 ) -> ConditionScores:
     """Paint each scene from ``pack``'s captions and score the images."""
-    from .sampling import sample_tensors
+    from mpm_framework.paint.sampling import sample_tensors
 
     rng = random.Random(f"paint-eval/{seed}/{pack.code}")
     targets = [s for s in scenes for _ in range(profile.eval_repeats)]
@@ -309,7 +310,7 @@ def score_condition(
 
 
 def _save_grid(images: torch.Tensor, path: Path, columns: int = 12) -> None:
-    from .sampling import to_pil
+    from mpm_framework.paint.sampling import to_pil
 
     tiles = to_pil(images)
     size = tiles[0].size[0]
@@ -346,7 +347,7 @@ def run_paint_experiment(
     be passed in, else they are loaded from the registry. With ``llm_config``
     (the pivot's ``model.llm`` section) each run folder under ``out_dir/runs``
     reloads with ``mpm compose paint --checkpoint``."""
-    from ..composition import load_language
+    from mpm_framework.composition import load_language
 
     started = time.time()
     prof = get_profile(profile)
@@ -415,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m mpm_framework.paint.toy_experiment",
+        prog="python -m mpm_toyworld.paint_experiment",
         description="Train a paint decoder on English captions through a frozen pivot LLM and paint "
                     "from other languages (toy world).",
     )
@@ -445,18 +446,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _load_llm(name: str, overrides: list[str]) -> tuple[PivotLLM, Any]:
     import os
 
-    from ..composition import _build
-    from ..config.loading import resolve_config
-    from ..contracts.base import BuildContext
+    from omegaconf import OmegaConf
+
+    from mpm_framework.composition import build_component
+    from mpm_framework.config.loading import resolve_config
 
     if name in ("tiny-llm", "tiny") and "mpm_framework.testing_plugin" not in os.environ.get("MPM_PLUGINS", ""):
-        from .. import testing_plugin
-        from ..plugins import get_plugin_manager, register_plugin
+        from mpm_framework import testing_plugin
+        from mpm_framework.plugins import get_plugin_manager, register_plugin
 
         if not get_plugin_manager().is_registered(testing_plugin):
             register_plugin(testing_plugin, name="mpm-tiny-components")
     cfg = resolve_config(llm=name, overrides=overrides)
-    return _build("llm", cfg.model.llm, BuildContext()), cfg.model.llm
+    return build_component("llm", name, OmegaConf.to_container(cfg.model.llm)), cfg.model.llm
 
 
 __all__ = ["PROFILES", "PaintExperimentResult", "PaintProfile", "run_paint_experiment"]

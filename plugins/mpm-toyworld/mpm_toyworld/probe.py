@@ -19,9 +19,11 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..contracts.language import LanguagePack
+from mpm_framework.contracts.language import LanguagePack
+from mpm_framework.contracts.toy_grammar import Question, Scene
+from mpm_framework.text.toy_scenes import caption_f1, questions_for
+
 from .datasets import CAPTION_TASK, VQA_TASK
-from .scene import Question, Scene, caption_f1, questions_for
 from .split import sample_split_scene, split_rng
 
 

@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError, did_you_mean
+from mpm_framework.errors import ConfigError, did_you_mean
 
 
 @dataclass

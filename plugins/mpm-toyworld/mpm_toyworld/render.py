@@ -6,7 +6,7 @@ import random
 
 from PIL import Image, ImageDraw
 
-from .scene import Obj, Scene
+from mpm_framework.contracts.toy_grammar import Obj, Scene
 
 RGB = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (235, 200, 30)}
 # Region centres as fractions of the image side.

@@ -26,9 +26,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..contracts.language import LanguagePack
+from mpm_framework.contracts.language import LanguagePack
+from mpm_framework.text.toy_scenes import caption_f1
+
 from .datasets import CAPTION_TASK, VQA_TASK, EvalItem
-from .scene import caption_f1
 
 METRICS = ("caption_f1", "vqa_acc", "lang_rate")
 DIAGNOSTICS = ("caption_f1_any", "vqa_acc_any")
@@ -58,7 +59,7 @@ def score_responses(
     packs: Mapping[str, LanguagePack],
 ) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
     """``({lang: {metric: value}}, per-item rows)`` for one condition."""
-    from ..text.langid import is_language
+    from mpm_framework.text.langid import is_language
 
     if len(items) != len(responses):
         raise ValueError(f"{len(items)} items but {len(responses)} responses")

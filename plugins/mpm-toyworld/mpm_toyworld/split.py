@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import random
 
-from .scene import Scene, sample_scene
+from mpm_framework.contracts.toy_grammar import Scene
+from mpm_framework.text.toy_scenes import sample_scene
 
 SPLITS = ("train", "eval")
 HELDOUT_FRACTION = 0.2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from mpm_framework.testing import mpm_plugin, tiny_components  # noqa: F401
+
 TARGETS = ("zh", "de", "fr")
 
 
@@ -19,3 +21,27 @@ def packs():
     if missing:
         pytest.skip(f"language packs not installed: {missing} (bash scripts/install.sh)")
     return {code: load_language(code) for code in ("en", *TARGETS)}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: contention-free CPU math on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def paint_components(tiny_components, mpm_plugin):  # noqa: F811
+    """The tiny pivot plus the ``unet`` decoder (registered in-process when the
+    mpm-paint-unet distribution is not installed)."""
+    plugin = pytest.importorskip("mpm_paint_unet.plugin", reason="the paint experiment needs mpm-paint-unet")
+
+    from mpm_framework.plugins import get_plugin_manager
+
+    if not get_plugin_manager().is_registered(plugin):
+        mpm_plugin(plugin, name="mpm_paint_unet")
+    yield

@@ -8,8 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from mpm_framework.paint.toy_classifier import (
+from mpm_toyworld.paint_classifier import (
     ATTRIBUTES,
     accuracy,
     labels_of,
@@ -17,7 +16,7 @@ from mpm_framework.paint.toy_classifier import (
     single_object_scenes,
     train_classifier,
 )
-from mpm_framework.paint.toy_experiment import (
+from mpm_toyworld.paint_experiment import (
     PROFILES,
     PaintProfile,
     apply_settings,
@@ -25,6 +24,7 @@ from mpm_framework.paint.toy_experiment import (
     main,
     run_paint_experiment,
 )
+
 from mpm_framework.testing import TinyLLM, TinyLLMConfig
 
 MICRO = PaintProfile(
@@ -97,10 +97,10 @@ def test_a_paint_run_reloads_with_checkpoint_and_paints_like_its_saved_decoder(t
     paint --checkpoint`` rebuilds pivot + decoder, and paints exactly what the
     SD-layout decoder saved beside it paints next to the same pivot."""
     from click.testing import CliRunner
+    from mpm_toyworld.paint_experiment import _load_llm
     from PIL import Image
 
     from mpm_framework.cli.main import cli
-    from mpm_framework.paint.toy_experiment import _load_llm
 
     llm, llm_config = _load_llm("tiny-llm", [])
     run_paint_experiment(llm, ["de"], MICRO, packs=_packs(["en", "de"]), out_dir=tmp_path, progress=False,

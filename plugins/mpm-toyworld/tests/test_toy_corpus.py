@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from mpm_toyworld.corpus import TRANSLATE_SEP, CorpusConfig, build_corpus, tokenizer_texts
+from mpm_toyworld.split import key_split
 
 from mpm_framework.errors import MPMError
-from mpm_framework.toyworld.corpus import TRANSLATE_SEP, CorpusConfig, build_corpus, tokenizer_texts
 from mpm_framework.toyworld.scene import ObjectSpec, facts
-from mpm_framework.toyworld.split import key_split
 
 N = 1500
 

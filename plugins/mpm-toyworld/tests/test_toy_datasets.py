@@ -7,8 +7,7 @@ import io
 from collections import Counter
 
 import pytest
-
-from mpm_framework.toyworld.datasets import (
+from mpm_toyworld.datasets import (
     CAPTION_TASK,
     VQA_TASK,
     align_records,
@@ -16,8 +15,9 @@ from mpm_framework.toyworld.datasets import (
     instruct_records,
     language_schedule,
 )
+from mpm_toyworld.split import scene_key, scene_split
+
 from mpm_framework.toyworld.scene import facts
-from mpm_framework.toyworld.split import scene_key, scene_split
 from mpm_framework.training.samples import normalise
 
 

@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from mpm_toyworld.integrity import check_run
 
 from mpm_framework.cli.main import cli
-from mpm_framework.toyworld.integrity import check_run
+from mpm_framework.contracts.language import PHRASE_KEYS, LanguagePack
+from mpm_framework.hookspecs import hookimpl
 
 TINY = ["pretrain_steps=4", "align_steps=3", "instruct_steps=3", "corpus_documents=120", "align_samples=64",
         "instruct_samples=64", "eval_scenes=3", "probe_scenes=2", "pretrain_batch=8", "align_batch=8",
         "instruct_batch=8", "max_new_tokens=8", "export_records=16"]
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # the repository
 
 
 @pytest.mark.parametrize("args, message", [
@@ -33,6 +35,66 @@ def test_cli_user_errors_are_one_line(args, message, tmp_path, packs):
     assert result.exit_code != 0
     assert message in result.output, result.output
     assert "Traceback" not in result.output
+
+
+class GrammarlessPack(LanguagePack):
+    code, name, native_name, script, lingua_name = "sw", "Swahili", "Kiswahili", "Latn", "SWAHILI"
+    caption_prompts = ("Eleza picha hii.",)
+    phrases = {k: ("{path}" if k == "paint_saved" else "{image}" if k == "chat_welcome" else "Kiswahili")
+               for k in PHRASE_KEYS}
+
+    def calibration(self):
+        return []
+
+
+class Grammar:
+    def __init__(self, pack):
+        self.pack = pack
+
+    def realise_caption(self, scene, rng):
+        return " na ".join(o.shape for o in scene.objects)
+
+    def realise_question(self, question, rng):
+        return "?"
+
+    def realise_answer(self, question, rng):
+        return question.answer
+
+    def parse_caption(self, text):
+        return []
+
+    def parse_answer(self, text, kind):
+        return text
+
+
+class _Swahili:
+    @hookimpl
+    def mpm_register_languages(self, register):
+        register("sw", f"{__name__}:GrammarlessPack")
+
+
+class _SwahiliGrammar:
+    @hookimpl
+    def mpm_register_toy_grammars(self, register):
+        register("sw", f"{__name__}:Grammar")
+
+
+def test_a_language_without_toy_grammar_is_refused_clearly(tmp_path, packs, mpm_plugin):
+    mpm_plugin(_Swahili(), name="mpm-test-sw")
+    result = CliRunner().invoke(cli, ["demo", "--langs", "sw", "--out", str(tmp_path / "run"), *TINY])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "'sw' (Swahili) has no toy grammar" in result.output, result.output
+    # the default language list leaves it out, and says so
+    from mpm_toyworld.packs import installed_targets, load_packs
+
+    usable, skipped = installed_targets()
+    assert "sw" in skipped and "sw" not in usable and "de" in usable
+    # a grammar registered by another plugin makes it usable: grammar methods from the grammar,
+    # everything else from the pack
+    mpm_plugin(_SwahiliGrammar(), name="mpm-test-sw-grammar")
+    sw = load_packs(["sw"])["sw"]
+    assert isinstance(sw.grammar, Grammar) and sw.phrases is GrammarlessPack.phrases
+    assert sw.realise_answer(type("Q", (), {"answer": "2"})(), None) == "2"
 
 
 def test_demo_pipeline_integrity_at_tiny_scale(tmp_path, packs, monkeypatch):

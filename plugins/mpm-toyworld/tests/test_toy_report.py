@@ -6,10 +6,10 @@ import json
 import math
 
 import pytest
+from mpm_toyworld.profiles import apply_overrides, get_profile
+from mpm_toyworld.report import aggregate, check_targets, write_report
 
 from mpm_framework.errors import ConfigError
-from mpm_framework.toyworld.profiles import apply_overrides, get_profile
-from mpm_framework.toyworld.report import aggregate, check_targets, write_report
 
 LANGS = ["en", "de"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import random
 
-from mpm_framework.toyworld.datasets import CAPTION_TASK, eval_items
-from mpm_framework.toyworld.scoring import METRICS, is_valid_metric, score_responses
+from mpm_toyworld.datasets import CAPTION_TASK, eval_items
+from mpm_toyworld.scoring import METRICS, is_valid_metric, score_responses
 
 
 def _gold(items, packs, answer_lang=None):

@@ -5,9 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from mpm_framework.toyworld.scene import COLORS, POSITIONS, SHAPES, SIZES, Obj, Scene
-from mpm_framework.toyworld.split import (
+from mpm_toyworld.split import (
     HELDOUT_FRACTION,
     key_split,
     sample_split_scene,
@@ -15,6 +13,8 @@ from mpm_framework.toyworld.split import (
     scene_split,
     split_rng,
 )
+
+from mpm_framework.toyworld.scene import COLORS, POSITIONS, SHAPES, SIZES, Obj, Scene
 
 
 def _all_scenes() -> list[Scene]:

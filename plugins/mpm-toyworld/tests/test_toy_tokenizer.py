@@ -1,4 +1,5 @@
-"""The toy pivot's tokenizer: the llama plugin's format, CJK characters kept apart."""
+"""The toy pivot's tokenizer: the llama plugin's format, every character of a
+script written without spaces (Han, kana, Thai...) kept apart."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ pytest.importorskip("mpm_llm_llama")
 
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory, packs):
-    from mpm_framework.toyworld.corpus import tokenizer_texts
-    from mpm_framework.toyworld.tokenizer import train_toy_tokenizer
+    from mpm_llm_llama.toy import train_tokenizer
+    from mpm_toyworld.corpus import tokenizer_texts
 
     path = tmp_path_factory.mktemp("toytok")
-    train_toy_tokenizer(tokenizer_texts(packs, 0, n=400), vocab_size=600, path=path)
+    train_tokenizer(tokenizer_texts(packs, 0, n=400), vocab_size=600, path=path, split_unspaced=True)
     return path
 
 
@@ -38,6 +39,29 @@ def test_han_characters_never_merge_across_characters(tokenizer_dir, packs):
     assert len(words) == 1  # Latin words still merge into whole-word tokens
 
 
+# Japanese (kana + Han) and Thai: scripts without spaces other than Chinese.
+UNSPACED_TEXTS = ["左に赤い丸があります。", "右に青い四角がありました。", "上に小さい三角でした。",
+                  "วงกลมสีแดงอยู่ทางซ้าย", "สี่เหลี่ยมสีน้ำเงินอยู่ทางขวา"]
+
+
+def test_kana_and_thai_never_merge_across_characters(tmp_path):
+    from mpm_llm_llama.toy import train_tokenizer
+
+    from mpm_framework.text.scripts import is_unspaced
+
+    tok = train_tokenizer(UNSPACED_TEXTS * 50 + ["the red circle is on the left"] * 50, vocab_size=400,
+                          path=tmp_path, split_unspaced=True)
+    for text in UNSPACED_TEXTS:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        pieces = [tok.decode([i]) for i in ids]
+        assert all(len(p) == 1 for p in pieces if any(is_unspaced(c) for c in p)), pieces
+        assert tok.decode(ids) == text
+    # without the split, byte-level BPE fuses runs of kana into multi-character tokens
+    fused = train_tokenizer(UNSPACED_TEXTS * 50, vocab_size=400)
+    pieces = [fused.decode([i]) for i in fused("右に青い四角がありました。", add_special_tokens=False)["input_ids"]]
+    assert any(len(p) > 1 for p in pieces)
+
+
 def test_the_llama_plugin_loads_it_with_the_toy_chat_format(tokenizer_dir):
     from mpm_llm_llama.toy import build_tiny_llama
 
@@ -57,12 +81,12 @@ def test_the_llama_plugin_loads_it_with_the_toy_chat_format(tokenizer_dir):
 
 
 def test_tower_position_embeddings_are_redrawn_reproducibly():
+    from mpm_toyworld.experiment import init_position_embeddings
     from mpm_vision_clip.config import ClipVisionConfig
     from mpm_vision_clip.encoder import ClipEncoder
     from omegaconf import OmegaConf
 
     from mpm_framework.contracts.base import BuildContext
-    from mpm_framework.toyworld.experiment import init_position_embeddings
 
     cfg = OmegaConf.structured(ClipVisionConfig)
     cfg.tiny.image_size, cfg.tiny.patch_size, cfg.feature_layer = 64, 16, -1
