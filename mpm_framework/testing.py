@@ -244,4 +244,22 @@ def tiny_chat_stack(**overrides: Any):
     return ChatStack(llm, vision, connector, {"en": EnglishPack()})
 
 
-__all__ = [n for n in dir(sys.modules[__name__]) if n.startswith(("Tiny", "tiny", "mpm_plugin"))]
+def check_language_pack(pack: Any, *, require_translated: bool = True, scenes: int = 300,
+                        candidates: Any = None) -> Any:
+    """The shared conformance check of language packs, for a pack's own tests.
+
+    Runs :func:`mpm_framework.langkit.check.check_pack` (what ``mpm lang check``
+    runs: contract, phrases translated, calibration set in the language,
+    offline tokenisation, toy-grammar round trips on ``scenes`` scenes when the
+    pack has a grammar) and fails the test with the readable report if any
+    check fails; returns the report otherwise. ``require_translated=False``
+    turns untranslated entries into warnings (a fresh ``mpm lang new`` scaffold)."""
+    from .langkit.check import check_pack
+
+    report = check_pack(pack, candidates=candidates, scenes=scenes, require_translated=require_translated)
+    if not report.ok:
+        pytest.fail(report.render(), pytrace=False)
+    return report
+
+
+__all__ = [n for n in dir(sys.modules[__name__]) if n.startswith(("Tiny", "tiny", "mpm_plugin", "check_"))]

@@ -82,6 +82,12 @@ def _lingua_languages() -> dict[str, object]:
     return out
 
 
+def _lingua_names() -> dict[str, object]:
+    from lingua import Language
+
+    return {lang.name: lang for lang in Language.all()}
+
+
 def known_codes() -> list[str]:
     """ISO 639-1 codes of every language lingua knows."""
     from lingua import Language
@@ -99,20 +105,27 @@ def normalise_code(code: str) -> str:
 
 
 def identity_for(code: str) -> LanguageIdentity:
-    """The identity of the language ``code`` names, from lingua and :data:`NATIVE`."""
+    """The identity of the language ``code`` (or English name: ``swahili``)
+    names, from lingua and :data:`NATIVE`."""
+    by_name = {ENGLISH_NAME.get(n, n.title()).lower(): lang for n, lang in _lingua_names().items()}
+    if code.strip().lower() in by_name:  # "swahili" -> sw
+        code = by_name[code.strip().lower()].iso_code_639_1.name.lower()
     code = normalise_code(code)
     if not _BCP47.match(code):
-        raise UnknownLanguageError(f"'{code}' is not a BCP-47 language tag such as 'sw', 'pt-BR' or 'zh-Hant'")
+        raise UnknownLanguageError(f"'{code}' is neither a BCP-47 language tag such as 'sw', 'pt-BR' or 'zh-Hant' "
+                                   f"nor the English name of a language lingua knows.{did_you_mean(code, by_name)}")
     languages = _lingua_languages()
     base = code.split("-")[0]
     lang = languages.get(base)
     if lang is None:
         raise UnknownLanguageError(
-            f"lingua knows no language '{base}', so MPM cannot identify text in it.{did_you_mean(base, known_codes())}"
+            f"lingua knows no language '{base}', so MPM cannot identify text in it."
+            f"{did_you_mean(base, [*known_codes(), *by_name])}"
             f" Known: {', '.join(known_codes())}")
     iso1 = lang.iso_code_639_1.name.lower()
     native, script = NATIVE.get(iso1, (lang.name.title(), "Latn"))
     subtags = code.split("-")[1:]
+    code = "-".join([iso1, *subtags])  # BCP-47 takes the shortest ISO 639 code: swa -> sw
     script = next((s for s in subtags if len(s) == 4), script)
     name = ENGLISH_NAME.get(lang.name, lang.name.title())
     return LanguageIdentity(code, name, native, script, lang.name)
