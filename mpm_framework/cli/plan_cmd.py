@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..security import trust_remote_code_option
+
 
 @click.command("plan", context_settings={"ignore_unknown_options": False})
 @click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
@@ -21,6 +23,7 @@ import click
               help="Assumed achieved TFLOP/s per GPU for the time estimate (~40% of an A100's bf16 peak).")
 @click.option("--measure", is_flag=True, help="Also run one real training step on this CPU and show its peak memory.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@trust_remote_code_option
 def plan(recipe, overrides, gpus, nodes, gpu_mem, zero, offload, stage, micro_batch, seq_len, tflops,
          measure, as_json) -> None:
     """Count parameters exactly (meta device, no weights) and estimate per-GPU
