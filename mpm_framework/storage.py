@@ -5,6 +5,7 @@ the free space, not an ``OSError`` traceback."""
 from __future__ import annotations
 
 import errno
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -44,6 +45,14 @@ def existing_ancestor(path: str | Path) -> Path:
     return p
 
 
+def mount_point(path: str | Path) -> Path:
+    """The mount point of the file system holding ``path``."""
+    p = existing_ancestor(path)
+    while not os.path.ismount(p) and p.parent != p:
+        p = p.parent
+    return p
+
+
 def free_space(path: str | Path) -> str:
     """``"1.2 GB free of 50.0 GB"`` on the file system holding ``path``."""
     try:
@@ -74,8 +83,11 @@ def storage_error(exc: BaseException, path: str | Path | None = None, what: str 
     reason = REASONS.get(number or 0)
     if reason is None:
         return None
-    target = path if path is not None else (getattr(exc, "filename", None) or "?")
-    message = f"cannot write {what} {target}: {reason} ({free_space(target)} on {existing_ancestor(target)})"
+    target = path if path is not None else getattr(exc, "filename", None)
+    if target is None:  # e.g. a failed write() on an open file: the error carries no path
+        message = f"a write failed: {reason}"
+    else:
+        message = f"cannot write {what} {target}: {reason} ({free_space(target)} on {mount_point(target)})"
     if number in (errno.ENOSPC, errno.EDQUOT):
         message += ". Free some space or choose another folder (run.output_dir)"
     elif number in (errno.EROFS, errno.EACCES, errno.EPERM):

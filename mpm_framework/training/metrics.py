@@ -86,7 +86,13 @@ def plot_loss_curve(metrics_path: Path, png_path: Path, title: str) -> Path | No
     ax.legend()
     fig.tight_layout()
     tmp = png_path.with_name(f".{png_path.stem}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, png_path)
+    try:
+        with writing(png_path, "loss curve"):
+            fig.savefig(tmp)
+            os.replace(tmp, png_path)
+    except Exception:
+        tmp.unlink(missing_ok=True)  # no half-written plot left on a full disk
+        raise
+    finally:
+        plt.close(fig)
     return png_path
