@@ -35,14 +35,16 @@ def prepare_out(out: Path) -> Path:
 
 
 def write_run(out: Path, model: dict[str, Any], weights: dict[str, torch.Tensor], source: str, fmt: str,
-              summary: dict[str, Any] | None = None) -> Path:
-    """Validate ``model`` against the installed components, then write the stage."""
+              summary: dict[str, Any] | None = None, sections: dict[str, Any] | None = None) -> Path:
+    """Validate ``model`` (and other config ``sections``, e.g. ``run.lora``)
+    against the installed components, then write the stage."""
     from mpm_framework.config.loading import resolve_config, save_config
     from mpm_framework.training.run_dir import record_stage, write_final
 
     out = out.expanduser().resolve()
     folder = out / STAGE
-    cfg = resolve_config(recipe={"model": model})
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = resolve_config(recipe={"model": model, **(sections or {})})
     save_config(cfg, folder / "config.yaml")
     info = {"imported_from": source, "format": fmt, **(summary or {})}
     write_final(folder, weights, {"steps": 0, "final_loss": None, **info},
