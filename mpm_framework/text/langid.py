@@ -84,9 +84,10 @@ def installed_packs() -> list[LanguagePack]:
 
 
 def _load(registry: Any, code: str) -> LanguagePack:
-    from .pack_loading import load_pack  # validated against the contract
-
-    return load_pack(registry.get("language", code).name)
+    # Straight from the registry: the contract's default methods call this
+    # module, so it must not import the contract (composition.load_language
+    # is where packs are validated).
+    return registry.get("language", code).load_factory()()
 
 
 def resolve(candidates: Iterable[LanguagePack | str] | None) -> list[LanguagePack]:

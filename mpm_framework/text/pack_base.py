@@ -51,11 +51,18 @@ class BaseLanguagePack(LanguagePack):
 
     # -- toy world: parsing through the lexicon is shared -------------------------------
     def _require_lexicon(self) -> ToyLexicon:
+        """The lexicon, matching on the words of the pack's segmenter when it has one."""
         if self.lexicon is None:
             from ..contracts.toy_grammar import NoToyGrammarError
 
             raise NoToyGrammarError(f"language '{self.code}' has no toy lexicon to parse with")
-        return self.lexicon
+        segment = self.segmenter()
+        if segment is None or self.lexicon.segmenter is not None:
+            return self.lexicon
+        bound = self.__dict__.get("_segmented_lexicon")
+        if bound is None:
+            bound = self.__dict__["_segmented_lexicon"] = self.lexicon.with_segmenter(segment)
+        return bound
 
     def parse_caption(self, text: str) -> list[ObjectSpec]:
         return self._require_lexicon().parse_objects(text)

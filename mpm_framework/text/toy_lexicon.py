@@ -8,7 +8,10 @@ way in every language:
 
 1. **Scan.** The text is read left to right, taking the longest entry at each
    position: whole words for languages written with spaces (multi-word entries
-   allowed), characters for Chinese. The result is a list of mentions
+   allowed), the words of the pack's own segmenter for a script written
+   without spaces (``segmenter=``: an entry only matches whole words, so
+   Japanese した never matches inside でした), characters as the fallback
+   (``segmentation="chars"``, Chinese). The result is a list of mentions
    (attribute, value) and boundaries, in text order.
 2. **Assemble objects.** Mentions fill the slots of the current object; a
    mention of a slot already filled starts a new object (``a small red circle
@@ -22,7 +25,7 @@ way in every language:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..contracts.toy_grammar import COLORS, POSITIONS, SHAPES, SIZES, ObjectSpec
@@ -54,11 +57,15 @@ class ToyLexicon:
         segmentation: str = "words",
         weak_numbers: Iterable[str] = (),
         ignore: Iterable[str] = (),
+        segmenter: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
         if segmentation not in ("words", "chars"):
             raise ValueError(f"segmentation must be 'words' or 'chars', not {segmentation!r}")
         self.code = code
-        self.segmentation = segmentation
+        # a pack's own word segmenter: entries and text are both cut into its words
+        self.segmenter = segmenter
+        self.segmentation = "words" if segmenter is not None else segmentation
+        self._args = (dict(entries), tuple(boundaries), segmentation, tuple(weak_numbers), tuple(ignore))
         self.entries: dict[str, tuple[str, str]] = {}
         for surface, (attr, value) in entries.items():
             if attr == "count":
@@ -92,9 +99,17 @@ class ToyLexicon:
         return " ".join(self._units(text)) if self.segmentation == "words" else text
 
     def _units(self, text: str) -> list[str]:
+        if self.segmenter is not None:
+            return [w.lower() for w in self.segmenter(text) if w.strip()]
         if self.segmentation == "chars":
             return list(text)
         return [w.lower() for w in rule_split.split_words(text, self.code)]
+
+    def with_segmenter(self, segmenter: Callable[[str], Sequence[str]]) -> ToyLexicon:
+        """The same lexicon matching on the words of ``segmenter`` (a pack's own)."""
+        entries, boundaries, segmentation, weak, ignore = self._args
+        return ToyLexicon(self.code, entries, boundaries, segmentation=segmentation, weak_numbers=weak,
+                          ignore=ignore, segmenter=segmenter)
 
     def scan(self, text: str) -> list[Mention]:
         """Mentions and boundaries in text order, longest match first."""

@@ -43,34 +43,12 @@ from typing import Any
 
 from mpm_framework.errors import MPMError
 
+from .conditions import CONDITIONS, PIVOTS, Condition
 from .corpus import CorpusConfig, Document, build_corpus, tokenizer_texts
 from .datasets import CAPTION_TASK, VQA_TASK, EvalItem, align_records, eval_items, instruct_records
 from .packs import load_packs
 from .profiles import Profile
 from .scoring import score_responses
-
-PIVOTS = ("mpm", "no-pivot")
-
-
-@dataclass(frozen=True)
-class Condition:
-    name: str
-    pivot: str
-    align: str  # "en" | "native"
-    instruct: str  # "calibrated" | "english" | "native"
-    description: str
-
-
-CONDITIONS: dict[str, Condition] = {
-    "mpm": Condition("mpm", "mpm", "en", "calibrated",
-                     "MPM: English-only align, English instruct + calibration share"),
-    "mpm-cal0": Condition("mpm-cal0", "mpm", "en", "english",
-                          "MPM without calibration: English-only align and instruct"),
-    "no-pivot": Condition("no-pivot", "no-pivot", "en", "calibrated",
-                          "pivot pretrained without parallel text; otherwise as mpm"),
-    "native": Condition("native", "mpm", "native", "native",
-                        "upper bound: align and instruct on data in every language"),
-}
 
 
 @dataclass

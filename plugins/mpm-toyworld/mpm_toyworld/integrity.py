@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .conditions import CONDITIONS
 from .scoring import METRICS, is_valid_metric
 
 
@@ -24,8 +25,6 @@ def check_run(out: str | Path) -> list[str]:
     summary = json.loads((out / "results.json").read_text(encoding="utf-8"))
     settings = summary["settings"]
     langs, conditions = summary["langs"], settings["conditions"]
-    from .experiment import CONDITIONS
-
     for seed in summary["seeds"]:
         seed_dir = out / f"seed{seed}"
         stages = [seed_dir / "pivots" / pivot / "pretrain" for pivot in
