@@ -15,6 +15,15 @@ class MPMGroup(click.Group):
             return super().invoke(ctx)
         except MPMError as exc:
             raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            # A full disk or a read-only folder anywhere (checkpoints, metrics,
+            # plots, exports): name the path and the free space, no traceback.
+            from ..storage import storage_error
+
+            error = storage_error(exc)
+            if error is None:
+                raise
+            raise click.ClickException(str(error)) from None
 
 
 @click.group(cls=MPMGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -32,6 +32,9 @@ def train(spec, stage, resume, nproc, engine, zero_stage, deepspeed_config, outp
       mpm compose --config recipe.yaml train --stage all --nproc 4 --engine deepspeed
       mpm compose --config recipe.yaml train --stage align --resume
 
+    Before anything is built, the config is checked (data set and readable, paths,
+    the stage's components, a writable run folder) and the presets in use are printed.
+
     The run folder (run.output_dir) gets, per stage, the resolved config, checkpoints,
     metrics.jsonl, loss_curve.png and final/model.safetensors; `load_run(folder)`
     rebuilds the trained stack for inference.
@@ -44,6 +47,14 @@ def train(spec, stage, resume, nproc, engine, zero_stage, deepspeed_config, outp
     if stage and "," not in stage and stage != "all":
         extra.append(f"run.stage={stage}")
     cfg = spec.resolve(extra)
+
+    from ..training.preflight import preflight, preset_summary, stage_list
+
+    presets = preset_summary(cfg)
+    if presets:
+        click.echo(f"presets: {presets}", err=True)
+    # Everything the config alone can tell is checked before a model is built.
+    preflight(cfg, stage_list(cfg, stage), resume=resume or bool(cfg.run.resume))
 
     from ..training.launch import train_from_config
 

@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.engine:
             overrides.append(f"run.engine={args.engine}")
         cfg = resolve_config(recipe=args.config, overrides=overrides)
+        from .preflight import preflight, stage_list
+
+        preflight(cfg, stage_list(cfg, args.stage), resume=args.resume or bool(cfg.run.resume))
         with trusting_remote_code(args.trust_remote_code):
             train_from_config(cfg, args.stage, resume=args.resume, nproc=args.nproc,
                               progress=not args.no_progress)

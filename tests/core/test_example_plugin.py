@@ -38,8 +38,10 @@ def venv(tmp_path_factory):
 
 
 def _mpm(venv, *args):
-    return subprocess.run([str(venv / "bin" / "python"), "-m", "mpm_framework.cli.main", *args],
-                          capture_output=True, text=True, timeout=300)
+    result = subprocess.run([str(venv / "bin" / "python"), "-m", "mpm_framework.cli.main", *args],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result
 
 
 def _pip(venv, *args):
