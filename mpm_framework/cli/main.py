@@ -52,9 +52,10 @@ def _add_commands() -> None:
     from .lang_cmd import lang
     from .plan_cmd import plan
     from .plugins_cmd import plugins
+    from .serve_cmd import serve
     from .translate_cmd import translate
 
-    for command in (plugins, lang, compose, plan, translate, import_, export):
+    for command in (plugins, lang, compose, plan, translate, import_, export, serve):
         cli.add_command(command)
     from ..plugins import register_commands
 
