@@ -104,3 +104,36 @@ def test_llava_refusals(interop, tmp_path):
         check_expressible(config)
     bad = CliRunner().invoke(cli, ["import", "llava-hf", str(tmp_path / "nothing"), "--out", str(tmp_path / "r")])
     assert bad.exit_code != 0
+
+
+def test_instruct_stage_in_german_starts_from_the_imported_run(interop, tmp_path, capsys):
+    """The real trainer: an instruct stage whose ``run.init_from`` is the import
+    (the connector comes from its final weights, the components from its
+    folders), one German LLaVA-format conversation, one step."""
+    import json
+
+    from omegaconf import OmegaConf
+    from PIL import Image
+
+    from mpm_framework.composition import build_stack
+    from mpm_framework.config.loading import resolve_config
+    from mpm_framework.training.trainer import train_stage
+
+    stack, _, run = import_run(tmp_path)
+    Image.new("RGB", (40, 40), (220, 20, 20)).save(tmp_path / "rot.png")
+    record = {"image": "rot.png", "conversations": [
+        {"from": "human", "value": "<image>\nWelche Farbe hat die Form?"},
+        {"from": "gpt", "value": "Die Form ist rot."}]}
+    (tmp_path / "de.jsonl").write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+    model = OmegaConf.to_container(stack.config.model, resolve=True)
+    model["languages"] = ["en", "de"]
+    cfg = resolve_config(recipe={
+        "model": model,
+        "data": {"train": [{"path": str(tmp_path / "de.jsonl"), "kind": "instruct", "lang": "de"}]},
+        "run": {"stage": "instruct", "init_from": str(run), "output_dir": str(tmp_path / "de_run"),
+                "max_steps": 1, "batch_size": 1, "save_every": 0, "log_every": 1},
+    })
+    result = train_stage(build_stack(cfg), cfg, progress=False)
+    assert result.steps == 1 and result.final_loss is not None and result.final_loss == result.final_loss
+    assert f"initialised 4 tensors from {run}" in capsys.readouterr().out  # the imported connector
+    assert (tmp_path / "de_run" / "instruct" / "final" / "model.safetensors").is_file()
