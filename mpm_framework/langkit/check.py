@@ -129,11 +129,8 @@ def _text_for_id(text: str) -> str:
 
 
 def _grammar(pack: Any) -> Any:
-    try:
-        from ..text.toy_grammars import toy_grammar
-    except ImportError:  # before the toy grammar became its own capability
-        methods = ("realise_caption", "realise_question", "realise_answer", "parse_caption", "parse_answer")
-        return pack if all(callable(getattr(pack, m, None)) for m in methods) else None
+    from ..text.toy_grammars import toy_grammar
+
     return toy_grammar(pack)
 
 
@@ -141,15 +138,8 @@ def _grammar(pack: Any) -> Any:
 
 
 def _check_contract(pack: Any, report: CheckReport) -> bool:
+    from ..contracts.language import contract_problems
     from ..text import langid
-
-    try:
-        from ..contracts.language import contract_problems
-    except ImportError:
-        from ..text.phrases import missing_phrases
-
-        def contract_problems(p: Any) -> list[str]:
-            return [f"phrase '{k}' is missing" for k in missing_phrases(getattr(p, "phrases", {}) or {})]
 
     problems = contract_problems(pack)
     if problems:
@@ -266,10 +256,7 @@ def _check_grammar(pack: Any, report: CheckReport, packs: list[Any], scenes: int
     if scenes <= 0:
         report.add("toy grammar", "skip", "the pack has a toy grammar; its round trip was not asked for (0 scenes)")
         return
-    try:
-        from ..contracts.toy_grammar import ObjectSpec, questions_for, sample_scene  # type: ignore[attr-defined]
-    except ImportError:
-        from ..toyworld.scene import ObjectSpec, questions_for, sample_scene
+    from ..toyworld.scene import ObjectSpec, questions_for, sample_scene
     templates = len(getattr(grammar, "caption_templates", ()) or ())
     rng = random.Random(0)
     wrong, unasked, texts = [], [], []
