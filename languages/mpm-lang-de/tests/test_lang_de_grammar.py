@@ -7,6 +7,7 @@ import pytest
 from mpm_lang_de import grammar as g
 from mpm_lang_de.pack import GermanPack
 
+from mpm_framework.testing import check_language_pack
 from mpm_framework.toyworld.scene import Obj, ObjectSpec, Question, Scene, questions_for, sample_scene
 
 PACK = GermanPack()
@@ -125,3 +126,9 @@ def test_parse_reads_inflected_and_ascii_forms():
     assert PACK.parse_answer("Es gibt zwei Formen.", "count") == "2"
     assert PACK.parse_answer("Eine.", "count") == "1"
     assert PACK.parse_answer("Auf der rechten Seite.", "position") == "right"
+
+
+def test_the_shared_conformance_check():
+    """What `mpm lang check de` requires before publishing (contract, phrases, calibration,
+    offline tokenisation, toy-grammar round trips and language ID)."""
+    check_language_pack(PACK)

@@ -8,6 +8,7 @@ from mpm_lang_es import grammar as g
 from mpm_lang_es.pack import SpanishPack
 
 from mpm_framework.lang_en.pack import EnglishPack
+from mpm_framework.testing import check_language_pack
 from mpm_framework.text import langid
 from mpm_framework.text.phrases import missing_phrases
 from mpm_framework.toyworld.scene import Obj, ObjectSpec, Question, Scene, questions_for, sample_scene
@@ -109,3 +110,9 @@ def test_identity_phrases_and_calibration_language():
     assert len(pairs) >= 60
     assert [langid.identify(p.response, [PACK, EnglishPack()]) for p in pairs] == ["es"] * len(pairs)
     assert langid.identify("Es verde.", [PACK, EnglishPack()]) == "es"
+
+
+def test_the_shared_conformance_check():
+    """What `mpm lang check es` requires before publishing (contract, phrases, calibration,
+    offline tokenisation, toy-grammar round trips and language ID)."""
+    check_language_pack(PACK)

@@ -7,6 +7,7 @@ import pytest
 from mpm_lang_fr import grammar as g
 from mpm_lang_fr.pack import FrenchPack
 
+from mpm_framework.testing import check_language_pack
 from mpm_framework.toyworld.scene import Obj, ObjectSpec, Question, Scene, questions_for, sample_scene
 
 PACK = FrenchPack()
@@ -90,3 +91,9 @@ def test_parse_reads_feminine_plural_and_unaccented_forms():
         ObjectSpec("green", "square", "small", "top"), ObjectSpec(None, "circle", None, "bottom")]
     assert PACK.parse_answer("Il y a une seule forme.", "count") == "1"
     assert PACK.parse_answer("Dans la partie inférieure.", "position") == "bottom"
+
+
+def test_the_shared_conformance_check():
+    """What `mpm lang check fr` requires before publishing (contract, phrases, calibration,
+    offline tokenisation, toy-grammar round trips and language ID)."""
+    check_language_pack(PACK)

@@ -8,6 +8,7 @@ from mpm_lang_pt import grammar as g
 from mpm_lang_pt.pack import PortuguesePack
 
 from mpm_framework.lang_en.pack import EnglishPack
+from mpm_framework.testing import check_language_pack
 from mpm_framework.text import langid
 from mpm_framework.text.phrases import missing_phrases
 from mpm_framework.toyworld.scene import Obj, ObjectSpec, Question, Scene, questions_for, sample_scene
@@ -119,3 +120,9 @@ def test_identity_phrases_and_calibration_language():
     assert len(pairs) >= 60
     assert [langid.identify(p.response, [PACK, EnglishPack()]) for p in pairs] == ["pt"] * len(pairs)
     assert langid.identify("É vermelho.", [PACK, EnglishPack()]) == "pt"
+
+
+def test_the_shared_conformance_check():
+    """What `mpm lang check pt` requires before publishing (contract, phrases, calibration,
+    offline tokenisation, toy-grammar round trips and language ID)."""
+    check_language_pack(PACK)

@@ -7,6 +7,7 @@ import pytest
 from mpm_lang_zh import grammar as g
 from mpm_lang_zh.pack import ChinesePack
 
+from mpm_framework.testing import check_language_pack
 from mpm_framework.text import stanza_route
 from mpm_framework.toyworld.scene import Obj, ObjectSpec, Question, Scene, questions_for, sample_scene
 
@@ -86,3 +87,9 @@ def test_offline_tokenisation_is_jieba_through_stanza():
     assert tok.tokenize("左边有一个红色的小圆形。") == ["左边", "有", "一个", "红色", "的", "小", "圆形", "。"]
     if PACK.tokenizer_route == stanza_route.ROUTE_JIEBA:  # unless stanza's own models are installed here
         assert PACK.normalize_answer("两个。") == "两个"
+
+
+def test_the_shared_conformance_check():
+    """What `mpm lang check zh` requires before publishing (contract, phrases, calibration,
+    offline tokenisation, toy-grammar round trips and language ID)."""
+    check_language_pack(PACK)
