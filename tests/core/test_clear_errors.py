@@ -138,3 +138,18 @@ def test_bomb_image_in_chat_is_a_clear_error(tiny_components, tmp_path):
     result = CliRunner().invoke(cli, ["compose", "--llm", "tiny-llm", "--vision", "tiny-vision", "chat",
                                       "--image", str(bomb), "--no-stream", "--max-new-tokens", "2", "what is it?"])
     _fails_cleanly(result, f"image {bomb} is 10000x10000", "decompression bomb")
+
+
+def test_bomb_image_in_eval_is_a_clear_error(tiny_components, tmp_path):
+    import json
+
+    _bomb(tmp_path / "bomb.png", 10_000)
+    Image.new("RGB", (32, 32), (200, 0, 0)).save(tmp_path / "ok.png")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"image": "ok.png", "question": "What color is it?", "answer": "red"},
+        {"image": "bomb.png", "question": "What is it?", "answer": "noise"}]))
+    result = CliRunner().invoke(cli, ["compose", "--llm", "tiny-llm", "--vision", "tiny-vision", "eval",
+                                      "--task", "vqa", "--lang", "en", "--data", str(questions),
+                                      "--output", str(tmp_path / "out"), "--max-new-tokens", "2"])
+    _fails_cleanly(result, f"image {tmp_path / 'bomb.png'} is 10000x10000", "decompression bomb")
