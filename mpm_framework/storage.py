@@ -8,6 +8,7 @@ import errno
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,7 +121,7 @@ def check_writable(folder: str | Path) -> str | None:
     base = existing_ancestor(folder)
     if not base.is_dir():
         return f"{base} is not a folder"
-    probe = base / f".mpm-write-test-{id(folder)}"
+    probe = base / f".mpm-write-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # unique across processes
     try:
         probe.write_bytes(b"")
         probe.unlink()
