@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
@@ -142,3 +143,31 @@ def test_translate_with_a_local_mt_checkpoint_marks_every_entry_for_review(tmp_p
     assert all(calibration.REVIEW[f"calibration {i + 1}"] == "machine-translated"
                for i, p in enumerate(calibration.PAIRS) if p[2:] != p[:2])
     assert "machine-translated (review them)" in result.output
+
+
+EXAMPLE = HERE.parents[1] / "examples" / "mpm-lang-minimal"
+
+
+def test_the_minimal_example_is_the_scaffold_filled_in(tmp_path, monkeypatch):
+    """examples/mpm-lang-minimal is what `mpm lang new sw` writes plus the Swahili texts, file for file
+    (its README aside), and it passes the conformance check without a toy grammar."""
+    folder = write_pack("sw", tmp_path / "mpm-lang-minimal", texts=_swahili())
+    written = {p.relative_to(folder) for p in folder.rglob("*") if p.is_file()}
+    shipped = {p.relative_to(EXAMPLE) for p in EXAMPLE.rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts and ".egg-info" not in str(p)}
+    assert shipped == written
+    for rel in sorted(written - {Path("README.md")}):
+        assert (EXAMPLE / rel).read_text(encoding="utf-8") == (folder / rel).read_text(encoding="utf-8"), rel
+
+    from mpm_framework.testing import check_language_pack
+    from mpm_framework.text.toy_grammars import toy_grammar
+
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    try:
+        pack = importlib.import_module("mpm_lang_sw.pack").SwahiliPack()
+        assert pack.review == {} and toy_grammar(pack) is None
+        report = check_language_pack(pack)
+        assert [f.status for f in report.findings if f.check == "toy grammar"] == ["skip"]
+    finally:
+        for name in [m for m in sys.modules if m.split(".")[0] == "mpm_lang_sw"]:
+            del sys.modules[name]

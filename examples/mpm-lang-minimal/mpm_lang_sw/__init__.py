@@ -1,0 +1,1 @@
+"""Swahili (Kiswahili) language pack for MPM."""
