@@ -104,4 +104,32 @@ def run_server(service, host: str, port: int, ui: bool = False, log_level: str =
                + (f", web demo on {where}/ui" if ui else ""), err=True)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                             timeout_graceful_shutdown=service.options.grace)
-    uvicorn.Server(config).run()
+    _graceful_server_class()(config).run()
+
+
+def _graceful_server_class():
+    import contextlib
+    import signal
+    import threading
+
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn's server, except that a stop by SIGTERM/SIGINT ends with exit
+        status 0 (uvicorn re-raises the signal once shut down, so a clean,
+        graceful stop would look like a crash to a supervisor)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return GracefulServer
+
