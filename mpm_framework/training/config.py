@@ -132,8 +132,9 @@ DATA_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "max_bad_fraction": (0.0, 1.0, True),
     "bad_check_after": (0, None, True),
     "bad_examples": (0, None, True),
-    "calibration_share": (0.0, 1.0, True),
+    "calibration_share": (0.0, 1.0, True),  # below 1: the stage's own data must keep a share
 }
+HIGH_EXCLUSIVE = {"calibration_share"}
 SOURCE_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "weight": (0.0, None, False),
     "max_samples": (1, None, True),
@@ -145,9 +146,11 @@ LORA_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
 }
 
 
-def _rule(low: float | None, high: float | None, inclusive: bool) -> str:
+def _rule(low: float | None, high: float | None, inclusive: bool, high_inclusive: bool = True) -> str:
     if high is None:
         return f"{'>=' if inclusive else '>'} {low:g}"
+    if not high_inclusive:
+        return f"in [{low:g}, {high:g})"
     return f"between {low:g} and {high:g}"
 
 
@@ -157,10 +160,11 @@ def _check(section: Any, ranges: dict[str, tuple[float | None, float | None, boo
         value = section.get(key) if hasattr(section, "get") else getattr(section, key, None)
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue  # unset or not a number: the schema reports wrong types
+        high_inclusive = key not in HIGH_EXCLUSIVE
         too_low = low is not None and (value < low if inclusive else value <= low)
-        too_high = high is not None and value > high
+        too_high = high is not None and (value > high if high_inclusive else value >= high)
         if too_low or too_high or value != value:  # NaN fails every rule
-            problems.append(f"{path}.{key} must be {_rule(low, high, inclusive)}, got {value}")
+            problems.append(f"{path}.{key} must be {_rule(low, high, inclusive, high_inclusive)}, got {value}")
     return problems
 
 

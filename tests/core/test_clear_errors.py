@@ -89,7 +89,7 @@ def test_value_ranges_are_checked_when_resolving(tiny_components):
         "  run.warmup_steps must be >= 0, got -2",
         "  run.schedule must be one of cosine, linear, constant, got 'cosin'",
         "  run.betas must be two numbers in [0, 1), got [0.9, 1.5]",
-        "  data.calibration_share must be between 0 and 1, got 1.5",
+        "  data.calibration_share must be in [0, 1), got 1.5",
         "  data.max_bad_fraction must be between 0 and 1, got -0.1",
     }
     with pytest.raises(ConfigError, match=r"stages.align.run.lr must be > 0, got -0.001"):
