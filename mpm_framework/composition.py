@@ -63,16 +63,18 @@ def build_component(kind: str, name: str, overrides: list[str] | dict[str, Any] 
     return _build(kind, cfg, context or BuildContext(), seed)
 
 
-def load_stack(run_dir: str | Path, stage: str | None = None, device: str = "cpu"):
+def load_stack(run_dir: str | Path, stage: str | None = None, device: str = "cpu",
+               trust_remote_code: bool | None = None):
     """The trained stack of a run directory (or one stage of it), rebuilt from
-    the config the run saved and loaded with its trained weights, in eval mode."""
+    the config the run saved and loaded with its trained weights, in eval mode
+    (``trust_remote_code`` as in :func:`mpm_framework.training.run_dir.load_run`)."""
     from .errors import MPMError
 
     if not Path(run_dir).is_dir():
         raise MPMError(f"run directory not found: {run_dir}")
     from .training.run_dir import load_run
 
-    return load_run(run_dir, stage=stage, device=device)
+    return load_run(run_dir, stage=stage, device=device, trust_remote_code=trust_remote_code)
 
 
 def build_stack(cfg: DictConfig, *, meta: bool = False):

@@ -38,13 +38,22 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..errors import MPMError, did_you_mean
 from . import rule_split, scripts
 
-if TYPE_CHECKING:  # the contract imports this module lazily; no import at run time
-    from ..contracts.language import LanguagePack
+
+class LanguagePack(Protocol):
+    """What identification reads of a pack (a ``contracts.language.LanguagePack``
+    has it all). Declared here, not imported: the contract's default methods
+    call this module, and this module must not import the contract back."""
+
+    code: str
+    script: str
+    lingua_name: str
+
+    def owns_word(self, word: str) -> bool: ...
 
 FLOOR = 1e-3
 IN, OUT = 0.9, 0.1

@@ -54,7 +54,8 @@ SW_PAIRS = [
 class SwahiliPack(LanguagePack):
     """The minimal pack: identity, prompts, phrases, calibration -- nothing else."""
 
-    code, name, native_name, script, lingua_name = "sw", "Swahili", "Kiswahili", "Latn", "SWAHILI"
+    # "swh" (Swahili as an individual language): "sw" is what `mpm lang new sw` scaffolds in other tests
+    code, name, native_name, script, lingua_name = "swh", "Swahili", "Kiswahili", "Latn", "SWAHILI"
     caption_prompts = ("Eleza picha hii.", "Kuna nini katika picha hii?")
     phrases = SW_PHRASES
 
@@ -63,7 +64,7 @@ class SwahiliPack(LanguagePack):
 
 
 class IncompletePack(SwahiliPack):
-    code = "sw-bad"
+    code = "swh-bad"
     phrases = {**{k: v for k, v in SW_PHRASES.items() if k != "chat_goodbye"}, "paint_saved": "Imehifadhiwa."}
 
 
@@ -93,15 +94,15 @@ class SwahiliGrammar:
 class _Packs:
     @hookimpl
     def mpm_register_languages(self, register):
-        register("sw", f"{__name__}:SwahiliPack", aliases=["swahili"])
-        register("sw-bad", f"{__name__}:IncompletePack")
+        register("swh", f"{__name__}:SwahiliPack", aliases=["swahili-test"])
+        register("swh-bad", f"{__name__}:IncompletePack")
         register("es-v01", "mpm_lang_es_legacy.pack:SpanishPack")
 
 
 class _Grammars:
     @hookimpl
     def mpm_register_toy_grammars(self, register):
-        register("sw", f"{__name__}:SwahiliGrammar", aliases=["swahili"])
+        register("swh", f"{__name__}:SwahiliGrammar", aliases=["swahili-test"])
 
 
 @pytest.fixture
@@ -119,22 +120,22 @@ def test_phrase_keys_are_declared_with_their_meaning():
 
 
 def test_minimal_pack_loads_and_has_no_toy_grammar(packs_registered):
-    pack = load_language("swahili")
+    pack = load_language("swahili-test")
     assert isinstance(pack, SwahiliPack) and not isinstance(pack, ToyGrammar)
     assert toy_grammar(pack) is None
-    with pytest.raises(NoToyGrammarError, match="'sw' \\(Swahili\\) has no toy grammar"):
+    with pytest.raises(NoToyGrammarError, match="'swh' \\(Swahili\\) has no toy grammar"):
         require_toy_grammar(pack)
     # tokenisation for metrics (the stanza route from the code) and language ID work by default
     assert pack.tokenize("Kuna maumbo mawili.") == ["kuna", "maumbo", "mawili", "."]
     assert pack.tokenizer_route in stanza_route.ROUTES
-    assert pack.identify("Kuna maumbo mawili katika picha hii.", ["en", pack]) == "sw"
+    assert pack.identify("Kuna maumbo mawili katika picha hii.", ["en", pack]) == "swh"
 
 
 def test_incomplete_pack_is_rejected_with_every_missing_phrase(packs_registered):
     with pytest.raises(LanguagePackError) as err:
-        load_language("sw-bad")
+        load_language("swh-bad")
     message = str(err.value)
-    assert "'sw-bad'" in message and "chat_goodbye" in message and "paint_saved" in message
+    assert "'swh-bad'" in message and "chat_goodbye" in message and "paint_saved" in message
     assert "{path}" in message  # says which placeholder is missing
     assert "user" not in message.split("incomplete:")[1]  # only what is wrong is listed
 
@@ -159,7 +160,7 @@ def test_pack_written_for_the_old_contract_keeps_its_grammar(packs_registered):
 
 
 def test_grammar_registered_by_hook(packs_registered, mpm_plugin):
-    pack = load_language("sw")
+    pack = load_language("swh")
     mpm_plugin(_Grammars(), name="mpm-test-sw-grammar")
     grammar = require_toy_grammar(pack)
     assert isinstance(grammar, SwahiliGrammar) and grammar.pack is pack
@@ -178,22 +179,22 @@ def test_grammarless_pack_composes_and_trains_align_then_instruct(packs_register
         Image.new("RGB", (32, 32), color).save(tmp_path / f"img{i}.png")
     captions = [{"image": str(tmp_path / f"img{i}.png"), "text": f"a {c} square", "lang": "en"}
                 for i, c in enumerate(("red", "green", "blue", "yellow"))]
-    pack = load_language("sw")
-    instruct = [{"image": str(tmp_path / f"img{i % 4}.png"), "lang": "sw", "conversations": [
+    pack = load_language("swh")
+    instruct = [{"image": str(tmp_path / f"img{i % 4}.png"), "lang": "swh", "conversations": [
         {"from": "human", "value": f"<image>\n{p.instruction}"}, {"from": "gpt", "value": p.response}]}
         for i, p in enumerate(pack.calibration() * 2)]
     run = ["run.batch_size=2", "run.lr=5e-3", "run.save_every=0", "run.progress=false", "data.max_length=256"]
     before = None
     for stage, data in (("align", captions), ("instruct", instruct)):
-        cfg = resolve_config(llm="tiny-llm", vision="tiny-vision", lang=["sw"], overrides=[
+        cfg = resolve_config(llm="tiny-llm", vision="tiny-vision", lang=["swh"], overrides=[
             f"run.stage={stage}", f"run.output_dir={tmp_path / 'run'}", "run.max_steps=2", *run,
             *([f"run.init_from={tmp_path / 'run' / 'align'}"] if stage == "instruct" else [])])
         stack = build_stack(cfg)
-        assert "sw" in stack.languages  # English, the pivot, is always there too
+        assert "swh" in stack.languages  # English, the pivot, is always there too
         if before is None:
             before = {n: p.detach().clone() for n, p in stack.named_parameters()}
         result = train_stage(stack, cfg, train_samples=data, progress=False)
         assert result.steps == 2 and all(torch.isfinite(torch.tensor(result.losses)))
     changed = {n for n, p in stack.named_parameters() if not torch.equal(p, before[n])}
     assert any(n.startswith("connector.") for n in changed)
-    assert compose(llm="tiny-llm", vision="tiny-vision", lang="sw").languages["sw"].code == "sw"
+    assert compose(llm="tiny-llm", vision="tiny-vision", lang="swh").languages["swh"].code == "swh"

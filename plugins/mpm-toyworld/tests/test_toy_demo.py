@@ -38,7 +38,7 @@ def test_cli_user_errors_are_one_line(args, message, tmp_path, packs):
 
 
 class GrammarlessPack(LanguagePack):
-    code, name, native_name, script, lingua_name = "sw", "Swahili", "Kiswahili", "Latn", "SWAHILI"
+    code, name, native_name, script, lingua_name = "swh", "Swahili", "Kiswahili", "Latn", "SWAHILI"
     caption_prompts = ("Eleza picha hii.",)
     phrases = {k: ("{path}" if k == "paint_saved" else "{image}" if k == "chat_welcome" else "Kiswahili")
                for k in PHRASE_KEYS}
@@ -70,29 +70,29 @@ class Grammar:
 class _Swahili:
     @hookimpl
     def mpm_register_languages(self, register):
-        register("sw", f"{__name__}:GrammarlessPack")
+        register("swh", f"{__name__}:GrammarlessPack")
 
 
 class _SwahiliGrammar:
     @hookimpl
     def mpm_register_toy_grammars(self, register):
-        register("sw", f"{__name__}:Grammar")
+        register("swh", f"{__name__}:Grammar")
 
 
 def test_a_language_without_toy_grammar_is_refused_clearly(tmp_path, packs, mpm_plugin):
     mpm_plugin(_Swahili(), name="mpm-test-sw")
-    result = CliRunner().invoke(cli, ["demo", "--langs", "sw", "--out", str(tmp_path / "run"), *TINY])
+    result = CliRunner().invoke(cli, ["demo", "--langs", "swh", "--out", str(tmp_path / "run"), *TINY])
     assert result.exit_code != 0 and "Traceback" not in result.output
-    assert "'sw' (Swahili) has no toy grammar" in result.output, result.output
+    assert "'swh' (Swahili) has no toy grammar" in result.output, result.output
     # the default language list leaves it out, and says so
     from mpm_toyworld.packs import installed_targets, load_packs
 
     usable, skipped = installed_targets()
-    assert "sw" in skipped and "sw" not in usable and "de" in usable
+    assert "swh" in skipped and "swh" not in usable and "de" in usable
     # a grammar registered by another plugin makes it usable: grammar methods from the grammar,
     # everything else from the pack
     mpm_plugin(_SwahiliGrammar(), name="mpm-test-sw-grammar")
-    sw = load_packs(["sw"])["sw"]
+    sw = load_packs(["swh"])["swh"]
     assert isinstance(sw.grammar, Grammar) and sw.phrases is GrammarlessPack.phrases
     assert sw.realise_answer(type("Q", (), {"answer": "2"})(), None) == "2"
 
