@@ -39,8 +39,9 @@ def test_published_sizes(monkeypatch):
     # CPM-Bee "10B" (OpenBMB): 9.62 B parameters from the official 10B config.
     assert 9.5e9 < chat["llm"][1] < 10.5e9
     # BEiT-3 large: 746 M with its pretraining heads (paper); the encoder alone is
-    # 672.7 M, plus 64 queries and the 1024->4096->4096 mapping MLP (21.0 M).
-    assert chat["vision"][1] == 672_704_512 + 64 * 1024 + (1024 * 4096 + 4096) + (4096 * 4096 + 4096)
+    # 672.7 M (torchscale's layout: a 1024-row text position table), plus 64
+    # queries and the 1024->4096->4096 mapping MLP (21.0 M).
+    assert chat["vision"][1] == 672_702_464 + 64 * 1024 + (1024 * 4096 + 4096) + (4096 * 4096 + 4096)
     llava = _plan("llava15_de_fr.yaml")["counts"]
     assert llava["llm"][1] == 7_615_616_512  # Qwen2-7B-Instruct, published 7.62 B
     paint = _plan("viscpm_paint.yaml")["counts"]
