@@ -1,4 +1,4 @@
-"""``mpm lang``: add, list and prepare language packs."""
+"""``mpm lang``: add, list, prepare, scaffold and check language packs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..errors import MPMError
 
 @click.group()
 def lang() -> None:
-    """Language packs: list, install, download tokenizer models."""
+    """Language packs: list, install, download tokenizer models; scaffold (new) and check before publishing."""
 
 
 @lang.command("list")
