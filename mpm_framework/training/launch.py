@@ -59,6 +59,14 @@ def run_chain(cfg: Any, stages: list[str], resume: bool = False, progress: bool 
 
 def launch_workers(cfg: Any, stage_spec: str, nproc: int, resume: bool) -> None:
     """Start ``nproc`` processes with torchrun, each running this config."""
+    from .run_lock import run_lock
+
+    # The launcher locks the output folder before writing to it and holds it for its workers.
+    with run_lock(Path(str(cfg.run.output_dir))) as lock, lock.for_children():
+        _launch_workers(cfg, stage_spec, nproc, resume)
+
+
+def _launch_workers(cfg: Any, stage_spec: str, nproc: int, resume: bool) -> None:
     out = Path(str(cfg.run.output_dir))
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "launch-config.yaml"

@@ -30,6 +30,8 @@ from typing import Any
 from ..errors import MPMError
 
 LOCK_NAME = "train.lock"
+# Set by a launcher that holds the lock for its workers (``--nproc``): "pid@host:path".
+HOLDER_ENV = "MPM_RUN_LOCK_HOLDER"
 
 
 class RunLocked(MPMError):
@@ -53,6 +55,10 @@ def _read_holder(fd: int) -> dict[str, Any]:
     return holder if isinstance(holder, dict) else {}
 
 
+def _holder_key(holder: dict[str, Any], path: Path) -> str:
+    return f"{holder.get('pid')}@{holder.get('host')}:{os.path.abspath(path)}"
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -67,12 +73,27 @@ class RunLock:
     """The held lock of one output folder; :meth:`release` (or leaving
     :func:`run_lock`) deletes the file and drops the flock."""
 
-    def __init__(self, path: Path, fd: int, holder: dict[str, Any]) -> None:
+    def __init__(self, path: Path, fd: int | None, holder: dict[str, Any], inherited: bool = False) -> None:
         self.path, self._fd, self.holder = path, fd, holder
+        self.inherited = inherited  # held by the launcher of this process, which releases it
 
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        return self._fd is not None or self.inherited
+
+    @contextlib.contextmanager
+    def for_children(self) -> Iterator[None]:
+        """Processes started inside the block (a launcher's workers) find the
+        lock held for them (``HOLDER_ENV``) instead of refusing to run."""
+        before = os.environ.get(HOLDER_ENV)
+        os.environ[HOLDER_ENV] = _holder_key(self.holder, self.path)
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop(HOLDER_ENV, None)
+            else:
+                os.environ[HOLDER_ENV] = before
 
     def release(self) -> None:
         if self._fd is None:
@@ -110,6 +131,8 @@ def acquire(output_dir: str | Path, notice: Callable[[str], None] | None = None)
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     raise
                 holder = _read_holder(fd)
+                if holder and os.environ.get(HOLDER_ENV) == _holder_key(holder, path):
+                    return RunLock(path, None, holder, inherited=True)  # our launcher holds it for us
                 raise RunLocked(
                     f"{folder} is in use by another training run ({_describe(holder)}); two runs in one "
                     f"run.output_dir would mix their metrics and checkpoints. Wait for it to finish, stop it, "

@@ -152,3 +152,29 @@ def test_the_lock_is_released_on_errors(pairs_dir, make_cfg):
         assert lock.held
     result = train_stage(tiny_chat_stack(), _cfg(make_cfg, pairs_dir, resume=True), progress=False)
     assert result.steps == 2 and not (pairs_dir / "run" / LOCK_NAME).exists()
+
+
+def test_a_launcher_holds_the_lock_for_its_workers(pairs_dir, make_cfg):
+    out = pairs_dir / "run"
+    with run_lock(out) as launcher:
+        with pytest.raises(RunLocked):
+            acquire(out)  # anyone else is refused
+        with launcher.for_children():  # what `--nproc N` does around torchrun
+            result = train_stage(tiny_chat_stack(), _cfg(make_cfg, pairs_dir), progress=False)
+        assert result.steps == 2
+        assert json.loads((out / LOCK_NAME).read_text())["pid"] == os.getpid()  # still the launcher's
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_a_launcher_refuses_a_held_folder_before_writing(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from mpm_framework.training import launch
+
+    started = []
+    monkeypatch.setattr(launch.subprocess, "call", lambda command: started.append(command) or 0)
+    cfg = OmegaConf.create({"run": {"output_dir": str(tmp_path / "run")}})
+    with run_lock(tmp_path / "run"):
+        with pytest.raises(RunLocked, match="in use by another training run"):
+            launch.launch_workers(cfg, "align", 2, resume=False)
+    assert not started and not (tmp_path / "run" / "launch-config.yaml").exists()
