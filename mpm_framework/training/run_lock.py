@@ -12,6 +12,10 @@ kernel dropped its lock): on this host it is taken over with a notice. A file
 naming another host is not taken over (flock on some network filesystems is
 local to each machine, so a free flock proves nothing there); the message says
 to delete it when that run is gone.
+
+Multi-process runs: rank 0 takes the lock for all ranks (trainer.py); a
+``--nproc`` launcher takes it before writing anything and holds it for its
+torchrun workers, whose rank 0 recognises it through ``HOLDER_ENV``.
 """
 
 from __future__ import annotations
