@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -210,13 +211,13 @@ def load_torch_file(path: Any, map_location: Any = None, allowed: Iterable[Any] 
             # serialization.load, not torch.load: the latter may be the guard below.
             return serialization.load(path, map_location=map_location, weights_only=True, **kwargs)
     except pickle.UnpicklingError as exc:
-        detail = next((line.strip() for line in str(exc).splitlines() if "Unsupported" in line
-                       or "not an allowed global" in line), str(exc).strip().splitlines()[-1] if str(exc).strip()
-                      else type(exc).__name__)
+        # Name what the file wanted (torch's own advice -- allow-list it -- is the wrong one here).
+        wanted = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        detail = f" (it asks for {wanted.group(1)})" if wanted else ""
         raise UnsafeFileError(
-            f"refusing to load {name}: it holds pickled objects that could run code when loaded "
-            f"({detail}). Only tensors and plain data are read from checkpoint files; this one was "
-            "changed or written by something else -- do not load it unless you know where it came from"
+            f"refusing to load {name}: it holds pickled objects other than tensors and plain data, which "
+            f"could run code when loaded{detail}. This file was changed or written by something else; "
+            "do not load it unless you know where it came from"
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
