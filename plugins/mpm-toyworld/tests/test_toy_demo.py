@@ -158,7 +158,7 @@ def test_quick_profile_end_to_end(tmp_path, packs):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run([sys.executable, "-m", "mpm_framework.cli.main", "demo", "--langs", "zh,de,fr",
                            "--out", str(out), "--quiet"], capture_output=True, text=True, env=env,
-                          timeout=1800, cwd=Path(__file__).resolve().parents[2])
+                          timeout=1800, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert check_run(out) == []
     summary = json.loads((out / "results.json").read_text(encoding="utf-8"))
