@@ -71,9 +71,11 @@ class CPMBeeLLM(CPMBeeModel, PivotLLM):
     supports_packing = True
     #: VisCPM's decoding (``viscpm_chat.py``: beam 3, repetition penalty 1.1 over
     #: the generated tokens only as CPM-Bee's ``apply_repetition_penalty``, 512
-    #: tokens): GenerationConfig fields for callers that take model defaults.
+    #: tokens, beam length penalty 3): GenerationConfig fields for callers that
+    #: take model defaults. (VisCPM also divides beam logits by temperature 0.7;
+    #: the core's beam search has no temperature.)
     generation_defaults = {"num_beams": 3, "repetition_penalty": 1.1, "repetition_scope": "generated",
-                           "max_new_tokens": 512}
+                           "max_new_tokens": 512, "length_penalty": 3.0}
 
     def __init__(self, arch: CPMBeeArch, tokenizer: CPMBeeTokenizer, config: CPMBeeLLMConfig | None = None) -> None:
         config = config or CPMBeeLLMConfig()

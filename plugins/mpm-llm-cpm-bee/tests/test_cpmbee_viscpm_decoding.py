@@ -56,7 +56,8 @@ def test_bad_scope_is_a_clear_error():
 def test_viscpm_defaults(tiny):
     d = tiny.generation_defaults
     cfg = GenerationConfig.from_kwargs(**d)
-    assert (cfg.num_beams, cfg.repetition_penalty, cfg.repetition_scope, cfg.max_new_tokens) == (3, 1.1, "generated", 512)
+    assert (cfg.num_beams, cfg.repetition_penalty, cfg.repetition_scope, cfg.max_new_tokens, cfg.length_penalty) == (
+        3, 1.1, "generated", 512, 3.0)
 
 
 def test_paint_prompts_are_viscpm_caption_dicts(tiny):
