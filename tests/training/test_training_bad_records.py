@@ -142,3 +142,25 @@ def test_a_webdataset_stream_with_bad_text_stops_with_a_clear_error(tmp_path):
     source = open_source(_src(shards), streaming=True)
     with pytest.raises(DataError, match=r"not valid UTF-8.*re-encode"):
         _read(source)
+
+
+def test_a_tokenizer_type_error_is_one_skipped_record(monkeypatch, make_cfg, capsys):
+    """What the issue saw with llama: the `tokenizers` library raises TypeError on a lone surrogate."""
+    tokenizers = pytest.importorskip("tokenizers")
+    from mpm_framework.testing import TinyLLM, TinyLLMConfig
+
+    tokenizer = tokenizers.Tokenizer(tokenizers.models.BPE())
+    tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel()
+    byte_ids = TinyLLM._bytes
+
+    def through_tokenizers(text):
+        tokenizer.encode(text)  # TypeError: TextInputSequence must be str
+        return byte_ids(text)
+
+    monkeypatch.setattr(TinyLLM, "_bytes", staticmethod(through_tokenizers))
+    texts = [{"text": f"the red circle number {i}."} for i in range(16)]
+    texts[3] = {"text": "a lone \ud800 surrogate"}
+    cfg = make_cfg(stage="pretrain", max_steps=4, batch_size=4, save_every=0, data={"shuffle": False})
+    result = train_stage(TinyLLM(TinyLLMConfig()), cfg, train_samples=texts, progress=False)
+    assert result.steps == 4 and result.data["by_reason"] == {"prepare_error": 1}
+    assert "e.g. prepare_error: train_samples[3]: TypeError" in capsys.readouterr().out
