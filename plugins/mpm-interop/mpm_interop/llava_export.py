@@ -204,6 +204,10 @@ def export_llava(run_dir: Path, out: Path, stage: str | None = None, adapter: bo
         raise ConfigError(f"{out} is not empty; choose a new --out folder (nothing was written)")
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
+    core_lora = any(".lora_" in n for n, _ in stack.named_parameters()) and not stack.llm.has_lora
+    if adapter and stack.llm.has_lora and not core_lora:
+        raise ConfigError("--adapter writes run.lora adapters; this run's LoRA is the LLM plugin's own "
+                          "(model.llm.lora): export it merged (without --adapter)")
     if stack.llm.has_lora:  # the LLM plugin's own adapter (model.llm.lora)
         stack.llm.merge_lora()
         notes.append("the LLM's LoRA adapter (model.llm.lora) is merged into the weights")
