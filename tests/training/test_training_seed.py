@@ -67,7 +67,7 @@ def forked_components(tmp_path, monkeypatch, mpm_plugin):
 
 def _cfg(tmp_path, data, seed, out, **run):
     return resolve_config(llm="forked-llm", vision="forked-vision", overrides=[
-        f"run.seed={seed}", f"run.output_dir={tmp_path / out}", "run.stage=align", "run.max_steps=3",
+        f"run.seed={seed}", f"run.output_dir={tmp_path / out}", "run.stage=align", "run.max_steps=2",
         "run.batch_size=4", "run.lr=5e-3", "run.save_every=0", "run.progress=false", "data.max_length=256",
         f"data.train=[{{path: {data}}}]", *(f"run.{k}={v}" for k, v in run.items())])
 
