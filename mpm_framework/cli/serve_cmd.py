@@ -24,8 +24,9 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 @click.option("--allow-dir", "allow_dirs", multiple=True, type=click.Path(file_okay=False, exists=True),
               help="Accept image_url paths (or file:// URLs) under this folder (repeatable). Default: none.")
 @click.option("--max-image-bytes", type=click.IntRange(1), default=20 * 1024 * 1024, show_default=True)
-@click.option("--max-image-pixels", type=click.IntRange(1), default=50_000_000, show_default=True,
-              help="Refuse images declaring more pixels (decompression bombs).")
+@click.option("--max-image-pixels", type=click.IntRange(1), default=None,
+              help="Refuse images declaring more pixels (decompression bombs; default: MPM_MAX_IMAGE_PIXELS "
+                   "or PIL's limit, about 89 M).")
 @click.option("--max-batch", type=click.IntRange(1), default=16, show_default=True,
               help="Requests decoded together (continuous batching).")
 @click.option("--max-queue", type=click.IntRange(1), default=64, show_default=True,

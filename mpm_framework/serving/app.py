@@ -35,8 +35,18 @@ def _error_response(exc: APIError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
+async def _json_body(request: Request, limit: int) -> Any:
+    """The parsed JSON body; refused past ``limit`` bytes without reading the rest."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise APIError(413, f"the request body is {declared} bytes, more than this server accepts ({limit})")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise APIError(413, f"the request body is more than this server accepts ({limit} bytes)")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw:
         raise bad_request("the request body is empty; send a JSON object")
     try:
@@ -65,6 +75,8 @@ def _usage(done: Completion) -> dict[str, int]:
 def create_app(service: Service, ui: bool = False) -> FastAPI:
     """The app serving ``service``; ``ui`` mounts the Gradio demo at /ui."""
     options = service.options
+    # a conversation may carry its image in several turns (base64: 4/3 of the bytes), plus text
+    body_limit = 4 * (options.image_limits.max_bytes * 4 // 3) + 2**20
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -138,7 +150,7 @@ def create_app(service: Service, ui: bool = False) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
-        parsed = parse_chat_request(await _json_body(request))
+        parsed = parse_chat_request(await _json_body(request, body_limit))
         prepared = await run_in_threadpool(service.prepare_chat, parsed)
         events = _Events()
         job = ChatJob(prepared.encoding, prepared.config, events.sink, prepared.image_key, prepared.pixels)
@@ -214,7 +226,7 @@ def create_app(service: Service, ui: bool = False) -> FastAPI:
 
     @app.post("/v1/images/generations")
     async def images(request: Request) -> JSONResponse:
-        parsed = parse_image_request(await _json_body(request))
+        parsed = parse_image_request(await _json_body(request, body_limit))
         if service.paint_stack is None:
             raise APIError(404, "this server has no image decoder", code="model_not_found")
         if parsed.model is not None:

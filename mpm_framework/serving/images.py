@@ -22,13 +22,12 @@ from urllib.parse import unquote, urlparse
 from .errors import APIError, bad_request
 
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
-DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 
 
 @dataclass
 class ImageLimits:
     max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
-    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_pixels: int | None = None  # None: mpm_framework.imaging's limit (MPM_MAX_IMAGE_PIXELS)
     allow_dirs: tuple[Path, ...] = field(default_factory=tuple)
 
 
@@ -96,31 +95,32 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class _Sent(io.BytesIO):
+    """Image bytes from a request; named that way in error messages."""
+
+    def __str__(self) -> str:
+        return "(sent in the request)"
+
+    __repr__ = __str__
+
+
 def open_image(data: bytes, limits: ImageLimits, param: str = "image_url") -> Any:
-    """Decode image bytes to an RGB PIL image, refusing non-images, truncated
-    files and images over the pixel limit (checked from the header, before the
-    pixels are decoded)."""
-    from PIL import Image, UnidentifiedImageError
+    """Decode image bytes to an RGB PIL image through :func:`mpm_framework.imaging.load_image`
+    (which checks the pixel count from the header before decoding: decompression
+    bombs), refusing non-images and truncated files with a 400."""
+    from ..errors import DataError
+    from ..imaging import load_image
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            if width * height > limits.max_pixels:
-                raise bad_request(f"the image has {width}x{height} = {width * height} pixels, more than the limit "
-                                  f"of {limits.max_pixels} (--max-image-pixels)", param=param,
-                                  code="image_too_large")
-            img.load()
-            return img.convert("RGB")
-    except APIError:
-        raise
-    except Image.DecompressionBombError:
-        raise bad_request("the image declares more pixels than allowed (decompression bomb)", param=param,
-                          code="image_too_large") from None
-    except UnidentifiedImageError:
-        raise bad_request("the data is not an image in a known format", param=param, code="invalid_image") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise bad_request(f"the image is corrupt or truncated ({str(exc).splitlines()[0][:120]})", param=param,
-                          code="invalid_image") from None
+        return load_image(_Sent(data), max_pixels=limits.max_pixels)
+    except DataError as exc:
+        message = str(exc)
+        too_large = "pixels" in message or "too large" in message
+        if "cannot identify image file" in message:
+            message = "the data is not an image in a known format"
+        elif not too_large:
+            message = f"the image is corrupt or truncated ({message.splitlines()[0][:160]})"
+        raise bad_request(message, param=param, code="image_too_large" if too_large else "invalid_image") from None
 
 
 class EncodingCache:

@@ -91,10 +91,12 @@ class Scheduler:
     """Owns the chat stack and runs the decode loop in a thread."""
 
     def __init__(self, stack: Any, cache: EncodingCache, metrics: Metrics, max_batch: int = 16,
-                 max_queue: int = 64) -> None:
+                 max_queue: int = 64, join_every: int = 16) -> None:
         self.stack, self.llm = stack, stack.llm
         self.cache, self.metrics = cache, metrics
         self.max_batch, self.max_queue = max_batch, max_queue
+        self.join_every = join_every
+        self._steps_since_join = 0
         self._waiting: collections.deque[ChatJob] = collections.deque()
         self._active: list[ChatJob] = []
         self._state: Any = None
@@ -168,8 +170,22 @@ class Scheduler:
                     self._emit(job, "error", f"generation failed: {type(exc).__name__}")
                 self._active, self._state, self._tokens = [], None, None
 
+    def _worth_joining(self) -> bool:
+        """Whether waiting requests join now. Joining re-prefills the running rows,
+        so with rows running they join once they are at least half as many as the
+        running ones, or after ``join_every`` steps: clients that send their next
+        request a few milliseconds apart then cost a few re-prefills per wave,
+        not one per client."""
+        if not self._active:
+            return True
+        if len(self._active) >= self.max_batch:
+            return False
+        return 2 * len(self._waiting) >= len(self._active) or self._steps_since_join >= self.join_every
+
     def _take_joining(self) -> list[ChatJob]:
         joining: list[ChatJob] = []
+        if not self._waiting or not self._worth_joining():
+            return joining
         # a running batch can be re-prefilled only from plain token encodings
         extendable = all(not job.encoding.extra for job in self._active)
         while self._waiting and len(self._active) + len(joining) < self.max_batch:
@@ -223,7 +239,9 @@ class Scheduler:
             return
         if joining:
             logits = self._prefill(rows)
+            self._steps_since_join = 0
         else:
+            self._steps_since_join += 1
             logits, self._state = self.llm.decode(self._tokens, self._state)
         self._active = rows
         tokens, emitted = sample_step(logits, [job.row for job in rows], self._ends, self.llm.pad_token_id)

@@ -190,4 +190,5 @@ def mount_ui(app: Any, service: Service) -> Any:
         def auth(_user: str, password: str) -> bool:
             return secrets.compare_digest(password, key)
 
-    return gr.mount_gradio_app(app, build_ui(service), path="/ui", auth=auth, footer_links=[])
+    return gr.mount_gradio_app(app, build_ui(service), path="/ui", auth=auth, footer_links=[],
+                               max_file_size=service.options.image_limits.max_bytes)

@@ -169,3 +169,25 @@ def test_full_queue_is_429_with_retry_after(client):
     assert 1 <= len(refused) <= 3 and len(results) - len(refused) >= 3
     assert all(int(r.response.headers["retry-after"]) >= 1 for r in refused)
     assert refused[0].body["type"] == "rate_limit_error"
+
+
+def test_client_disconnect_cancels_the_request(server, support):
+    """A streaming client that goes away frees its batch row (the request is cancelled)."""
+    import time
+
+    headers = {"Authorization": f"Bearer {support.API_KEY}"}
+    before = support.metric(httpx.get(f"{server.base}/metrics").text, "mpm_requests_cancelled_total")
+    body = {"model": "mpm", "max_tokens": 200, "temperature": 0, "stream": True,
+            "messages": [{"role": "user", "content": "Erzähl eine lange Geschichte"}]}
+    with httpx.stream("POST", f"{server.base}/v1/chat/completions", json=body, headers=headers,
+                      timeout=60) as response:
+        for line in response.iter_lines():
+            if line:
+                break  # the first chunk arrived; leave
+    deadline = time.monotonic() + 20
+    cancelled = before
+    while time.monotonic() < deadline and cancelled == before:
+        time.sleep(0.1)
+        cancelled = support.metric(httpx.get(f"{server.base}/metrics").text, "mpm_requests_cancelled_total")
+    assert cancelled == before + 1
+    assert support.metric(httpx.get(f"{server.base}/metrics").text, "mpm_batch_rows") == 0
