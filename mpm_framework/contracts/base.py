@@ -28,6 +28,10 @@ class Component(nn.Module):
     ``trainable_groups`` names parameter groups that stage freeze sets refer to
     as ``<component>.<group>`` (e.g. ``vision.patch_embed``). Each group maps to
     parameter-name prefixes relative to the component; "" means everything.
+
+    The core reaches for no member that is not declared on a contract class
+    (``tests/contracts/test_no_undeclared_members.py`` checks the stage, trainer
+    and stack code); every optional member has its default there.
     """
 
     @classmethod

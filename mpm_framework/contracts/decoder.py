@@ -8,11 +8,20 @@ import torch
 
 from .base import Component
 
+#: Groups the paint stack's messages name; a decoder that has them maps them in
+#: :meth:`~.base.Component.trainable_groups` (``decoder.adapter`` etc. in freeze sets).
+DECODER_GROUPS = ("adapter", "cross_attention", "unet")
+
 
 class ImageDecoder(Component):
     """A denoiser conditioned on LLM hidden states through its own adapter."""
 
     image_size: int
+
+    def default_trainable(self) -> list[str]:
+        """``decoder.<group>`` specs the ``paint`` stage trains when the recipe
+        names none; the whole decoder by default."""
+        return ["decoder"]
 
     @abstractmethod
     def training_loss(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -34,6 +36,20 @@ class PivotLLM(Component):
     eos_token_id: int
     pad_token_id: int
 
+    # -- optional members the core reads (the defaults are what it assumes) ----
+    #: Ids besides ``eos_token_id`` that end an answer (Llama 3's ``<|eot_id|>``).
+    stop_token_ids: Sequence[int] = ()
+    #: Decoding defaults of the model's reference implementation, as
+    #: ``GenerationConfig`` field names (VisCPM: beam 3, repetition penalty 1.1);
+    #: callers that take model defaults apply them under the user's own options.
+    #: Read-only: a plugin assigns its own dict, never mutates this one.
+    generation_defaults: Mapping[str, Any] = MappingProxyType({})
+    #: The longest prompt + answer the model can attend over; None: the
+    #: generation loop reads ``max_position_embeddings`` of a transformers config.
+    max_context_length: int | None = None
+    #: True when :meth:`pack` keeps packed samples apart (``data.packing`` needs it).
+    supports_packing: bool = False
+
     # -- text ------------------------------------------------------------------
     @abstractmethod
     def format_prompt(
@@ -62,15 +78,22 @@ class PivotLLM(Component):
         ``labels`` and ``image_mask`` (B, T) plus any fields ``forward`` needs.
         Generation pads on the left."""
 
+    def encode_paint_prompt(self, text: str) -> PromptEncoding:
+        """A paint prompt as the model reads it (the paint stack takes its last
+        hidden states); plain text by default. CPM-Bee wraps it in VisCPM-Paint's
+        ``{"caption", "objects"}`` form."""
+        return self.encode_text(text)
+
     def pack(self, encodings: list[PromptEncoding], max_length: int) -> list[PromptEncoding]:
         """Merge short encodings into rows of at most ``max_length`` tokens whose
-        samples cannot attend to each other. Samples must keep their order (the
-        batch's images are stacked in sample order and fill the image slots in
-        row-major order). Models without packing support return the input
-        unchanged (``supports_packing`` False)."""
-        return encodings
+        samples cannot attend to each other.
 
-    supports_packing: bool = False
+        Order is kept: samples appear in the rows in the order given (the batch's
+        images are stacked in sample order and fill the image slots in
+        row-major order); :func:`mpm_framework.training.packing.pack_in_order`
+        does this for encodings without ``extra``. Models without packing
+        support return the input unchanged (``supports_packing`` False)."""
+        return encodings
 
     # -- compute ---------------------------------------------------------------
     @abstractmethod

@@ -9,6 +9,22 @@ IMAGE_MARKER = "<image>"
 IGNORE_INDEX = -100
 
 
+def next_token_targets(labels: Any) -> Any:
+    """The labels the prediction at positions ``0 .. T-2`` is scored against.
+
+    ``labels`` are aligned with ``input_ids`` (see :class:`PromptEncoding`), so
+    the loss compares ``logits[t - 1]`` with ``labels[t]``: the targets are the
+    labels from position 1 on. This is the one place the shift is written; it
+    takes a list (one encoding) or a (B, T) tensor (a batch)."""
+    return labels[1:] if isinstance(labels, list) else labels[:, 1:]
+
+
+def predicting_positions(states: Any) -> Any:
+    """The (B, T, ...) logits/hidden states that predict :func:`next_token_targets`
+    (every position but the last)."""
+    return states[:, :-1]
+
+
 @dataclass
 class Turn:
     """One conversation turn. ``content`` may hold :data:`IMAGE_MARKER` where the
@@ -29,6 +45,11 @@ class PromptEncoding:
     placeholder slots that image features overwrite. ``extra`` carries per-token
     or per-sample fields that only the LLM itself understands (CPM-Bee's segment
     ids, sub ids, ...); its ``collate`` batches them.
+
+    The core never cuts an encoding whose ``extra`` is non-empty: it cannot know
+    how to cut the model's own fields consistently, so a too-long sample with
+    ``extra`` is skipped (``too_long``) instead of truncated. An LLM that wants
+    truncation keeps ``extra`` empty.
     """
 
     input_ids: list[int]

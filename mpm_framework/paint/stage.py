@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ..stacks.base import Stack
 from ..training.samples import BadSample, Sample
 from ..training.stages import PrepareContext, Stage
 
@@ -32,21 +33,21 @@ class PaintStage(Stage):
     sample_kinds = ("pairs",)
     description = "image-text pairs (English); pivot LLM frozen, decoder adapter (+ cross-attention / UNet) trains"
 
-    def check_stack(self, stack: Any) -> None:
-        if not hasattr(stack, "decoder"):
+    def check_stack(self, stack: Stack) -> None:
+        if not isinstance(stack, Stack) or stack.kind != "paint":
             raise ConfigError(
                 f"stage 'paint' trains a paint stack (pivot LLM -> adapter -> image decoder); got "
                 f"{type(stack).__name__}. Compose it with --decoder (e.g. --decoder unet) and no --vision."
             )
 
-    def default_trainable(self, stack: Any, cfg: Any = None) -> list[str]:
+    def default_trainable(self, stack: Stack, cfg: Any = None) -> list[str]:
         return list(stack.default_trainable())
 
-    def make_context(self, stack: Any, cfg: Any) -> PrepareContext:
+    def make_context(self, stack: Stack, cfg: Any) -> PrepareContext:
         return PrepareContext(stack, cfg, int(cfg.data.max_length), False, stack.image_transform(train=True))
 
     def prepare(self, sample: Sample, rng: random.Random, ctx: PrepareContext) -> PaintItem:
-        languages = getattr(ctx.stack, "languages", None)
+        languages = ctx.stack.languages
         if languages and sample.lang not in languages:
             raise BadSample("unknown_language", f"{sample.where}: language '{sample.lang}' has no language "
                                                 f"pack in this stack (loaded: {', '.join(languages)})")

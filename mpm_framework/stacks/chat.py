@@ -13,7 +13,7 @@ from ..contracts.llm import LMOutput, PivotLLM
 from ..contracts.prompt import PromptEncoding, Turn
 from ..contracts.vision import VisionEncoder
 from ..errors import MPMError
-from .trainable import apply_freeze_sets
+from .base import Stack
 
 
 def scatter_image_features(
@@ -40,9 +40,11 @@ def scatter_image_features(
     return out
 
 
-class ChatStack(nn.Module):
+class ChatStack(Stack):
     """Image -> text. The stack knows no LLM internals: prompts, batching and
     decoding state all come through the :class:`PivotLLM` contract."""
+
+    kind = "chat"
 
     def __init__(
         self,
@@ -67,9 +69,6 @@ class ChatStack(nn.Module):
 
     def components(self) -> dict[str, nn.Module]:
         return {"vision": self.vision, "connector": self.connector, "llm": self.llm}
-
-    def set_trainable(self, trainable: list[str], frozen: list[str] = ()) -> dict[str, tuple[int, int]]:
-        return apply_freeze_sets(self.components(), list(trainable), list(frozen))
 
     # -- inputs ----------------------------------------------------------------
     def image_transform(self, train: bool = False):

@@ -11,15 +11,17 @@ from ..contracts.decoder import ImageDecoder
 from ..contracts.language import LanguagePack
 from ..contracts.llm import PivotLLM
 from ..errors import ConfigError
-from .trainable import apply_freeze_sets
+from .base import Stack
 
 EMPTY_CAPTION = ""
 
 
-class PaintStack(nn.Module):
+class PaintStack(Stack):
     """Text -> image. The pivot LLM only *reads* prompts: it is frozen (and kept
     in eval mode) so that its cross-lingual alignment, learnt from text, is what
     carries an English-trained decoder to other languages."""
+
+    kind = "paint"
 
     def __init__(
         self,
@@ -34,7 +36,7 @@ class PaintStack(nn.Module):
         self.config = config
         # Share of training captions replaced by the empty caption, so that the
         # decoder also learns the unconditional model that guidance subtracts.
-        self.caption_dropout = float(getattr(_decoder_config(config), "caption_dropout", 0.1))
+        self.caption_dropout = _caption_dropout(config)
         self.llm.requires_grad_(False)
         self.llm.eval()
 
@@ -45,9 +47,7 @@ class PaintStack(nn.Module):
     def default_trainable(self) -> list[str]:
         """The decoder's configured trainable set (``adapter`` by default in VisCPM
         terms, optionally with cross-attention or the whole UNet)."""
-        if hasattr(self.decoder, "default_trainable"):
-            return list(self.decoder.default_trainable())
-        return ["decoder"]
+        return list(self.decoder.default_trainable())
 
     def set_trainable(self, trainable: list[str], frozen: list[str] = ()) -> dict[str, tuple[int, int]]:
         bad = [spec for spec in trainable if spec.partition(".")[0] == "llm"]
@@ -56,7 +56,7 @@ class PaintStack(nn.Module):
                 f"the paint stage keeps the pivot LLM frozen, but the trainable set names {', '.join(bad)}; "
                 "train decoder groups only (decoder.adapter, decoder.cross_attention, decoder.unet)"
             )
-        return apply_freeze_sets(self.components(), list(trainable), list(frozen))
+        return super().set_trainable(trainable, frozen)
 
     def train(self, mode: bool = True) -> PaintStack:
         super().train(mode)
@@ -83,8 +83,7 @@ class PaintStack(nn.Module):
     def encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Final-layer LLM hidden states of each prompt and their mask."""
         # an LLM may encode paint prompts its own way (CPM-Bee: VisCPM's {"caption", "objects"})
-        encode = getattr(self.llm, "encode_paint_prompt", None) or self.llm.encode_text
-        encodings = [encode(p) for p in prompts]
+        encodings = [self.llm.encode_paint_prompt(p) for p in prompts]
         batch = self.llm.collate(encodings, padding_side="right")
         batch = {k: v.to(next(self.llm.parameters()).device) for k, v in batch.items()}
         out = self.llm(self.llm.embed_tokens(batch["input_ids"]), batch, output_hidden_states=True)
@@ -118,8 +117,10 @@ class PaintStack(nn.Module):
         return paint(self, prompts, **options)
 
 
-def _decoder_config(config: Any) -> Any:
+def _caption_dropout(config: Any) -> float:
+    """``model.decoder.caption_dropout`` of the composed config; 0.1 (VisCPM)
+    when there is none (a stack built by hand)."""
     try:
-        return config.model.decoder
+        return float(config.model.decoder.caption_dropout)
     except AttributeError:
-        return None
+        return 0.1

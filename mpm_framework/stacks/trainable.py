@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..contracts.base import Component
 from ..errors import ConfigError, did_you_mean
 
 
@@ -17,7 +18,7 @@ def _group_prefixes(components: dict[str, nn.Module], spec: str) -> tuple[str, l
     module = components[component]
     if not group:
         return component, [""]
-    groups = module.trainable_groups() if hasattr(module, "trainable_groups") else {}
+    groups = module.trainable_groups() if isinstance(module, Component) else {}
     if group not in groups:
         raise ConfigError(
             f"component '{component}' has no parameter group '{group}'.{did_you_mean(group, groups)} "

@@ -20,15 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
-from ..contracts.prompt import IGNORE_INDEX, IMAGE_MARKER, PromptEncoding, Turn
+from ..contracts.prompt import IGNORE_INDEX, IMAGE_MARKER, PromptEncoding, Turn, next_token_targets
+from ..contracts.vision import PATCH_EMBED_GROUP
 from ..errors import ConfigError, did_you_mean
 from ..registry import import_string
+from ..stacks.base import Stack
+from ..stacks.text import TextStack  # noqa: F401  (re-exported: mpm_framework.training.TextStack)
 from .samples import BadSample, Sample, open_image
 from .sources import ListSource, RecordSource
-
-BRIDGE_GROUPS = ("queries", "query", "query_tokens", "mapping", "bridge")
 
 
 @dataclass
@@ -60,22 +60,22 @@ class Stage:
     description: str = ""
 
     # -- model side ------------------------------------------------------------
-    def check_stack(self, stack: Any) -> None:
+    def check_stack(self, stack: Stack) -> None:
         """Raise :class:`ConfigError` when this stage cannot train ``stack``."""
 
-    def default_trainable(self, stack: Any, cfg: Any = None) -> list[str]:
+    def default_trainable(self, stack: Stack, cfg: Any = None) -> list[str]:
         raise NotImplementedError
 
-    def default_frozen(self, stack: Any, cfg: Any = None) -> list[str]:
+    def default_frozen(self, stack: Stack, cfg: Any = None) -> list[str]:
         return []
 
     # -- data side -------------------------------------------------------------
-    def extra_sources(self, stack: Any, cfg: Any) -> list[tuple[RecordSource, float]]:
+    def extra_sources(self, stack: Stack, cfg: Any) -> list[tuple[RecordSource, float]]:
         """Sources the stage mixes in, each with its share of all records."""
         return []
 
-    def make_context(self, stack: Any, cfg: Any) -> PrepareContext:
-        transform = stack.image_transform(train=True) if hasattr(stack, "image_transform") else None
+    def make_context(self, stack: Stack, cfg: Any) -> PrepareContext:
+        transform = stack.image_transform(train=True)
         return PrepareContext(stack, cfg, int(cfg.data.max_length), bool(cfg.data.packing), transform)
 
     def prepare(self, sample: Sample, rng: random.Random, ctx: PrepareContext) -> Any:
@@ -107,23 +107,18 @@ class LMItem:
     lang: str
 
 
-def bridge_groups(stack: Any) -> list[str]:
+def bridge_groups(stack: Stack) -> list[str]:
     """``vision.<group>`` names of an encoder's own bridge (VisCPM's queries + mapping)."""
-    vision = getattr(stack, "vision", None)
-    if vision is None or not getattr(vision, "owns_bridge", False):
+    if stack.kind != "chat" or not stack.vision.owns_bridge:
         return []
-    if hasattr(vision, "bridge_groups"):
-        names = list(vision.bridge_groups())
-    else:
-        names = [g for g in vision.trainable_groups() if g in BRIDGE_GROUPS]
-    return [f"vision.{g}" for g in names]
+    return [f"vision.{g}" for g in stack.vision.bridge_groups()]
 
 
 def _truncate(enc: PromptEncoding, max_length: int, where: str) -> PromptEncoding:
     if len(enc) <= max_length:
         return enc
     cut_slots = any(enc.image_mask[max_length:])
-    no_answer = all(label == IGNORE_INDEX for label in enc.labels[1:max_length])
+    no_answer = all(label == IGNORE_INDEX for label in next_token_targets(enc.labels[:max_length]))
     if enc.extra or cut_slots or no_answer:
         why = ("image slots would be cut" if cut_slots else "nothing of the answer would remain" if no_answer
                else "the LLM's encoding cannot be cut")
@@ -132,7 +127,7 @@ def _truncate(enc: PromptEncoding, max_length: int, where: str) -> PromptEncodin
 
 
 def _check_labels(enc: PromptEncoding, where: str) -> None:
-    if all(label == IGNORE_INDEX for label in enc.labels[1:]):
+    if all(label == IGNORE_INDEX for label in next_token_targets(enc.labels)):
         raise BadSample("no_labels", f"{where}: no answer tokens left to learn from")
 
 
@@ -140,14 +135,14 @@ class LMStage(Stage):
     """Shared by align / instruct / pretrain: prompt encodings with labels on the
     answer tokens only, images stacked in sample order, optional packing."""
 
-    def check_stack(self, stack: Any) -> None:
-        if not hasattr(stack, "llm"):
+    def check_stack(self, stack: Stack) -> None:
+        if not isinstance(stack, Stack) or stack.kind not in ("chat", "text"):
             raise ConfigError(f"stage '{self.name}' trains a chat stack (vision -> connector -> LLM); "
                               f"got {type(stack).__name__}")
 
-    def make_context(self, stack: Any, cfg: Any) -> PrepareContext:
+    def make_context(self, stack: Stack, cfg: Any) -> PrepareContext:
         ctx = super().make_context(stack, cfg)
-        if ctx.packing and not getattr(stack.llm, "supports_packing", False):
+        if ctx.packing and not stack.llm.supports_packing:
             raise ConfigError(
                 f"data.packing=true needs an LLM that can keep packed samples apart; "
                 f"{type(stack.llm).__name__} does not (supports_packing is False). Set data.packing=false."
@@ -159,7 +154,7 @@ class LMStage(Stage):
             assert sample.turns is not None
             return sample.turns
         pack = ctx.stack.languages.get(sample.lang)
-        prompts = getattr(pack, "caption_prompts", None) or ("Describe the image.",)
+        prompts = (pack.caption_prompts if pack is not None else ()) or ("Describe the image.",)
         return [Turn("user", f"{IMAGE_MARKER}\n{rng.choice(prompts)}"), Turn("assistant", sample.text or "")]
 
     def encode(self, sample: Sample, rng: random.Random, ctx: PrepareContext) -> PromptEncoding:
@@ -168,8 +163,8 @@ class LMStage(Stage):
     def prepare(self, sample: Sample, rng: random.Random, ctx: PrepareContext) -> LMItem:
         # A pair is asked for in its own language (the pack's caption prompts), so
         # that pack must be loaded; a conversation carries its own wording.
-        languages = getattr(ctx.stack, "languages", None)
-        if sample.kind == "pairs" and languages is not None and sample.lang not in languages:
+        languages = ctx.stack.languages
+        if sample.kind == "pairs" and sample.lang not in languages:
             raise BadSample("unknown_language", f"{sample.where}: language '{sample.lang}' has no language "
                                                 f"pack in this stack (loaded: {', '.join(languages)})")
         enc = _truncate(self.encode(sample, rng, ctx), ctx.max_length, sample.where)
@@ -189,7 +184,7 @@ class LMStage(Stage):
         return batch
 
     def loss_units(self, batch: dict[str, Any]) -> int:
-        return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+        return int((next_token_targets(batch["labels"]) != IGNORE_INDEX).sum())
 
 
 class AlignStage(LMStage):
@@ -210,10 +205,9 @@ class InstructStage(LMStage):
         base = ["connector"] if "llm" in lora else ["connector", "llm"]
         return [*base, *bridge_groups(stack)]
 
-    def default_frozen(self, stack: Any, cfg: Any = None) -> list[str]:
-        vision = getattr(stack, "vision", None)
-        if vision is not None and "patch_embed" in vision.trainable_groups():
-            return ["vision.patch_embed"]
+    def default_frozen(self, stack: Stack, cfg: Any = None) -> list[str]:
+        if stack.kind == "chat" and PATCH_EMBED_GROUP in stack.vision.trainable_groups():
+            return [f"vision.{PATCH_EMBED_GROUP}"]
         return []
 
     def extra_sources(self, stack: Any, cfg: Any) -> list[tuple[RecordSource, float]]:
@@ -222,7 +216,7 @@ class InstructStage(LMStage):
             return []
         if share >= 1:
             raise ConfigError(f"data.calibration_share must be below 1, got {share}")
-        languages = getattr(stack, "languages", {})
+        languages = stack.languages
         codes = list(cfg.data.calibration_langs) or [c for c in languages if c != "en"]
         if not codes:
             raise ConfigError("data.calibration_share > 0 but there is no target language: compose with "
@@ -260,33 +254,9 @@ class PretrainStage(LMStage):
         return ctx.stack.llm.format_prompt(sample.turns or [])
 
 
-class TextStack(nn.Module):
-    """A bare pivot LLM dressed as a stack, for text-only stages."""
-
-    def __init__(self, llm: nn.Module, languages: dict[str, Any] | None = None, config: Any = None) -> None:
-        super().__init__()
-        self.llm, self.languages, self.config = llm, languages or {}, config
-
-    def components(self) -> dict[str, nn.Module]:
-        return {"llm": self.llm}
-
-    def set_trainable(self, trainable: list[str], frozen: list[str] = ()) -> dict[str, tuple[int, int]]:
-        from ..stacks.trainable import apply_freeze_sets
-
-        return apply_freeze_sets(self.components(), list(trainable), list(frozen))
-
-    def encode_conversation(self, turns: list[Turn], add_generation_prompt: bool = False) -> PromptEncoding:
-        return self.llm.format_prompt(turns, 0, add_generation_prompt)
-
-    def forward(self, batch: dict[str, torch.Tensor]):
-        embeds = self.llm.embed_tokens(batch["input_ids"])
-        return self.llm(embeds, batch, labels=batch.get("labels"))
-
-
-def _vision_dtype(stack: Any) -> torch.dtype:
+def _vision_dtype(stack: Stack) -> torch.dtype:
     """Pixels in the encoder's dtype (a bf16 encoder trained without autocast)."""
-    vision = getattr(stack, "vision", None)
-    param = next(vision.parameters(), None) if vision is not None else None
+    param = next(stack.vision.parameters(), None) if stack.kind == "chat" else None
     return param.dtype if param is not None and param.dtype.is_floating_point else torch.float32
 
 

@@ -34,6 +34,7 @@ from ..config.loading import save_config
 from ..contracts.llm import PivotLLM
 from ..errors import ConfigError, MPMError
 from ..seeding import seeded
+from ..stacks.text import TextStack
 from ..stacks.trainable import format_counts
 from . import checkpoint as ckpt
 from .engines import Engine, make_engine
@@ -46,7 +47,7 @@ from .run_dir import load_weights, record_stage, write_final
 from .run_lock import RunLocked, acquire
 from .schedule import lr_at
 from .sources import RecordSource, in_memory_source, open_source
-from .stages import Stage, TextStack, get_stage, resolve_freeze_sets
+from .stages import Stage, get_stage, resolve_freeze_sets
 
 EvalFn = Callable[[Any, int], dict[str, float]]
 
@@ -174,7 +175,7 @@ class Trainer:
         self.cfg = stage_config(cfg)
         self.run, self.data_cfg = self.cfg.run, self.cfg.data
         self.stage = get_stage(str(self.run.stage))
-        if isinstance(stack, PivotLLM):
+        if isinstance(stack, PivotLLM):  # a bare pivot LLM trains as a text stack
             stack = TextStack(stack, config=cfg)
         self.stack = stack
         self.stage.check_stack(stack)
@@ -278,9 +279,7 @@ class Trainer:
             apply_lora(self.stack, run.lora)
         counts = self._freeze()
         if run.gradient_checkpointing:
-            for module in self.stack.components().values():
-                if module is not None and hasattr(module, "enable_gradient_checkpointing"):
-                    module.enable_gradient_checkpointing()
+            self.stack.enable_gradient_checkpointing()
         log(f"stage '{stage.name}' ({stage.description}) -- engine {engine.name}, "
             f"{engine.world_size} process(es), global batch {run.batch_size} x {run.grad_accum} x "
             f"{engine.world_size}")
@@ -478,7 +477,7 @@ class Trainer:
             sources.append(in_memory_source(self.eval_samples, name="eval_samples"))
         sources += [open_source(src, bool(cfg.data.streaming)) for src in cfg.data.eval]
         ctx = stage.make_context(self.stack, cfg)
-        if ctx.transform is not None and hasattr(self.stack, "image_transform"):
+        if ctx.transform is not None:
             ctx.transform = self.stack.image_transform(train=False)
         producer = StepProducer(stage, ctx, sources, [1.0] * len(sources), seed=int(self.run.seed),
                                 batch_size=int(self.run.batch_size), grad_accum=1, rank=engine.rank,
