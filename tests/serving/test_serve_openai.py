@@ -191,3 +191,31 @@ def test_client_disconnect_cancels_the_request(server, support):
         cancelled = support.metric(httpx.get(f"{server.base}/metrics").text, "mpm_requests_cancelled_total")
     assert cancelled == before + 1
     assert support.metric(httpx.get(f"{server.base}/metrics").text, "mpm_batch_rows") == 0
+
+
+def test_stop_strings_cut_the_answer_streamed_or_not(client):
+    messages = [{"role": "user", "content": "Beschreibe das Bild bitte ausführlich."}]
+    full = client.chat.completions.create(model="mpm", messages=messages, max_tokens=16, temperature=0)
+    text = full.choices[0].message.content
+    if len(text.strip()) < 4:
+        pytest.skip("the tiny model's answer is too short to cut")
+    stop = text.strip()[2:4]
+    expected = text[: text.find(stop)].strip()
+    cut = client.chat.completions.create(model="mpm", messages=messages, max_tokens=16, temperature=0, stop=[stop])
+    assert cut.choices[0].message.content == expected and cut.choices[0].finish_reason == "stop"
+    stream = client.chat.completions.create(model="mpm", messages=messages, max_tokens=16, temperature=0,
+                                            stop=stop, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == expected
+
+
+def test_serve_command_options():
+    from mpm_framework.cli.main import cli
+
+    for args in (["serve", "--help"], ["compose", "serve", "--help"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0
+        for option in ("--checkpoint", "--host", "--api-key", "--allow-dir", "--max-image-bytes", "--grace",
+                       "--trust-remote-code", "--ui"):
+            assert option in result.output
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code != 0 and "--checkpoint RUN_DIR" in result.output
