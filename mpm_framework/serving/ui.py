@@ -148,7 +148,11 @@ def build_ui(service: Service):
             raise gr.Error(exc.message) from None
         from PIL import Image
 
-        return Image.open(io.BytesIO(base64.b64decode(b64)))
+        image = Image.open(io.BytesIO(base64.b64decode(b64)))
+        if image.width < 256:  # toy decoders paint a few dozen pixels: show them large, unsmoothed
+            scale = 256 // image.width
+            image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+        return image
 
     en = packs["en"]
     with gr.Blocks(title="MPM") as demo:
@@ -170,7 +174,7 @@ def build_ui(service: Service):
         with gr.Tab(paint_label(en), visible=has_paint, elem_id="mpm-paint-tab") as paint_tab:
             prompt = gr.Textbox(label=paint_label(en), elem_id="mpm-prompt", lines=1)
             paint_button = gr.Button(paint_label(en), elem_id="mpm-paint", variant="primary")
-            painted = gr.Image(type="pil", label="", elem_id="mpm-painted", interactive=False, height=256)
+            painted = gr.Image(type="pil", show_label=False, elem_id="mpm-painted", interactive=False, height=280)
             if has_paint:
                 for trigger in (paint_button.click, prompt.submit):
                     trigger(paint, [prompt], [painted])
