@@ -96,6 +96,30 @@ def paint(
     filter refuses come back with ``rejected`` set and no images."""
     if isinstance(prompts, str):
         prompts = [prompts]
+    keep = _check_counts(images_per_prompt, keep, batch_size)
+    results = [PaintResult(p) for p in prompts]
+    rows = _rows(results, list(prompt_filters), seed, images_per_prompt)
+
+    def sample(chunk: list[tuple[int, int]], inner_progress: bool) -> torch.Tensor:
+        return sample_tensors(
+            stack, [results[i].prompt for i, _ in chunk], [s for _, s in chunk],
+            negative_prompt=negative_prompt, guidance_scale=guidance_scale,
+            num_steps=num_steps, sampler=sampler, progress=inner_progress,
+        )
+
+    was_training = stack.training
+    stack.eval()
+    try:
+        _paint_rows(sample, results, rows, list(image_filters), batch_size, progress)
+    finally:
+        stack.train(was_training)
+    for result in results:
+        _rerank_and_keep(result, scorer, keep)
+    return results
+
+
+def _check_counts(images_per_prompt: int, keep: int | None, batch_size: int) -> int:
+    """Validate the counts; returns ``keep`` (all candidates when None)."""
     if images_per_prompt < 1:
         raise ConfigError(f"images_per_prompt must be at least 1, got {images_per_prompt}")
     keep = images_per_prompt if keep is None else keep
@@ -103,52 +127,55 @@ def paint(
         raise ConfigError(f"keep must be between 1 and images_per_prompt={images_per_prompt}, got {keep}")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    prompt_filters, image_filters = list(prompt_filters), list(image_filters)
+    return keep
 
-    results = [PaintResult(p) for p in prompts]
-    rows: list[tuple[int, int]] = []  # (result index, seed)
+
+def _rows(results: list[PaintResult], prompt_filters: list[Callable[[str], str | None]], seed: int,
+          images_per_prompt: int) -> list[tuple[int, int]]:
+    """``(result index, seed)`` of every image to paint; refused prompts get none
+    (their ``rejected`` says why)."""
+    rows: list[tuple[int, int]] = []
     for i, result in enumerate(results):
         result.rejected = first_rejection(prompt_filters, result.prompt)
         if result.rejected is None:
             rows += [(i, seed + k) for k in range(images_per_prompt)]
+    return rows
 
-    was_training = stack.training
-    stack.eval()
-    try:
-        bar = None
-        if progress and len(rows) > batch_size:
-            from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(rows), desc="painting", unit="image")
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start:start + batch_size]
-            images = sample_tensors(
-                stack, [results[i].prompt for i, _ in chunk], [s for _, s in chunk],
-                negative_prompt=negative_prompt, guidance_scale=guidance_scale,
-                num_steps=num_steps, sampler=sampler, progress=progress and bar is None,
-            )
-            for (i, s), image in zip(chunk, to_pil(images), strict=True):
-                reason = first_rejection(image_filters, image)
-                if reason:
-                    results[i].withheld.append(reason)
-                    continue
-                results[i].images.append(image)
-                results[i].seeds.append(s)
-            if bar is not None:
-                bar.update(len(chunk))
+def _paint_rows(sample: Callable[[list[tuple[int, int]], bool], torch.Tensor], results: list[PaintResult],
+                rows: list[tuple[int, int]], image_filters: list[Callable[[Image.Image], str | None]],
+                batch_size: int, progress: bool) -> None:
+    """Paint the rows ``batch_size`` at a time; each image an image filter passes
+    goes to its prompt's result (with its seed), the others are withheld."""
+    bar = None
+    if progress and len(rows) > batch_size:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(rows), desc="painting", unit="image")
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        images = sample(chunk, progress and bar is None)
+        for (i, s), image in zip(chunk, to_pil(images), strict=True):
+            reason = first_rejection(image_filters, image)
+            if reason:
+                results[i].withheld.append(reason)
+                continue
+            results[i].images.append(image)
+            results[i].seeds.append(s)
         if bar is not None:
-            bar.close()
-    finally:
-        stack.train(was_training)
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
 
-    for result in results:
-        if scorer is not None and result.images:
-            scores = [float(x) for x in scorer.score(result.images, result.prompt)]
-            order = sorted(range(len(scores)), key=lambda k: -scores[k])
-            result.images = [result.images[k] for k in order]
-            result.seeds = [result.seeds[k] for k in order]
-            result.scores = [scores[k] for k in order]
-        result.images, result.seeds = result.images[:keep], result.seeds[:keep]
-        if result.scores is not None:
-            result.scores = result.scores[:keep]
-    return results
+
+def _rerank_and_keep(result: PaintResult, scorer: ImageTextScorer | None, keep: int) -> None:
+    """Best first by ``scorer`` (when given), then the first ``keep``."""
+    if scorer is not None and result.images:
+        scores = [float(x) for x in scorer.score(result.images, result.prompt)]
+        order = sorted(range(len(scores)), key=lambda k: -scores[k])
+        result.images = [result.images[k] for k in order]
+        result.seeds = [result.seeds[k] for k in order]
+        result.scores = [scores[k] for k in order]
+    result.images, result.seeds = result.images[:keep], result.seeds[:keep]
+    if result.scores is not None:
+        result.scores = result.scores[:keep]

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..contracts.decoder import ImageDecoder
+from ..contracts.decoder import DECODER_GROUPS, ImageDecoder
 from ..contracts.language import LanguagePack
 from ..contracts.llm import PivotLLM
 from ..errors import ConfigError
@@ -54,7 +54,7 @@ class PaintStack(Stack):
         if bad:
             raise ConfigError(
                 f"the paint stage keeps the pivot LLM frozen, but the trainable set names {', '.join(bad)}; "
-                "train decoder groups only (decoder.adapter, decoder.cross_attention, decoder.unet)"
+                f"train decoder groups only ({', '.join(f'decoder.{g}' for g in DECODER_GROUPS)})"
             )
         return super().set_trainable(trainable, frozen)
 

@@ -37,5 +37,11 @@ def apply_lora(stack: nn.Module, lora: Any) -> list[str]:
     return lora_parameter_names(stack)
 
 
+def is_lora_parameter(name: str) -> bool:
+    """A peft adapter weight (``...lora_A.default.weight``), whoever injected it:
+    ``run.lora`` here or an LLM plugin's own adapter (``model.llm.lora``)."""
+    return ".lora_" in name
+
+
 def lora_parameter_names(stack: nn.Module) -> list[str]:
-    return [n for n, _ in stack.named_parameters() if ".lora_" in n]
+    return [n for n, _ in stack.named_parameters() if is_lora_parameter(n)]

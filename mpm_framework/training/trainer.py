@@ -98,6 +98,20 @@ class _StopSignals:
             signal.signal(sig, handler)
 
 
+class _Throughput:
+    """Samples and tokens per second since the last log line."""
+
+    def __init__(self) -> None:
+        self.started, self.samples, self.tokens = time.time(), 0.0, 0.0
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Count a step's ``samples``/``tokens`` and write the rates into its row."""
+        self.samples += row["samples"]
+        self.tokens += row["tokens"]
+        elapsed = max(time.time() - self.started, 1e-9)
+        row.update(samples_per_s=round(self.samples / elapsed, 3), tokens_per_s=round(self.tokens / elapsed, 1))
+
+
 class _Log:
     def __init__(self, engine: Engine) -> None:
         self.engine, self.bar = engine, None
@@ -326,23 +340,14 @@ class Trainer:
 
     def _loop(self, producer: StepProducer, start: int, ledger: Ledger, metrics: MetricsWriter | None,
               counts: dict[str, tuple[int, int]], started: float) -> TrainResult:
-        run, engine, stage, log = self.run, self.engine, self.stage, self.log
-        max_steps = int(run.max_steps)
-        result = TrainResult(stage.name, self.folder, start, None, [])
-        if metrics is not None and start:
-            result.losses = [loss for _, loss in loss_curve(self.folder / "metrics.jsonl")][:start]
-        bar = None
-        if self.progress and engine.is_main and start < max_steps:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=max_steps, initial=start, desc=stage.name, unit="step", dynamic_ncols=True)
-            self.log.bar = bar
+        max_steps = int(self.run.max_steps)
+        result = self._resumed_result(start, metrics)
+        bar = self._progress_bar(start, max_steps)
         self.stack.train()
-        window = {"t": time.time(), "samples": 0.0, "tokens": 0.0}
-        last_saved = start
-        steps = _step_iterator(producer, int(self.data_cfg.num_workers)) if start < max_steps else iter(())
-        step = start
+        self._throughput = _Throughput()
         self._stop_now = False
+        steps = _step_iterator(producer, int(self.data_cfg.num_workers)) if start < max_steps else iter(())
+        step, last_saved = start, start
         try:
             for data in steps:
                 if data.step >= max_steps:
@@ -350,48 +355,87 @@ class Trainer:
                 step = data.step + 1
                 loss, row = self._train_step(data, ledger)
                 result.losses.append(loss)
-                window["samples"] += row["samples"]
-                window["tokens"] += row["tokens"]
-                elapsed = max(time.time() - window["t"], 1e-9)
-                row.update(samples_per_s=round(window["samples"] / elapsed, 3),
-                           tokens_per_s=round(window["tokens"] / elapsed, 1))
-                if metrics is not None:
-                    metrics.write(row)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{row['lr']:.2e}",
-                                    sps=f"{row['samples_per_s']:.1f}", skipped=ledger.skipped, refresh=False)
-                elif step % max(1, int(run.log_every)) == 0:
-                    log(f"[{stage.name}] step {step}/{max_steps} loss {loss:.4f} lr {row['lr']:.2e} "
-                        f"{row['samples_per_s']:.1f} samples/s")
-                if step % max(1, int(run.log_every)) == 0:
-                    window = {"t": time.time(), "samples": 0.0, "tokens": 0.0}
-                for callback in self.callbacks:
-                    callback(step, row)
-                self._check_data(ledger, final=False)
-                if int(run.eval_every) > 0 and step % int(run.eval_every) == 0 and step < max_steps:
-                    result.evals.append(self._evaluate(step, metrics))
-                if int(run.save_every) > 0 and step % int(run.save_every) == 0:
-                    result.checkpoint = self._save(step, data, ledger)
+                self._report_step(step, max_steps, loss, row, ledger, metrics, bar)
+                if self._after_step(step, max_steps, data, row, ledger, metrics, result):
                     last_saved = step
                 self._last_data = data
-                if self._stop_now:
-                    break
-                if step >= max_steps:
+                if self._stop_now or step >= max_steps:
                     break
             else:
                 if step < max_steps:
                     result.exhausted = True
-                    log(f"the training samples ran out after {step} steps (max_steps {max_steps})")
+                    self.log(f"the training samples ran out after {step} steps (max_steps {max_steps})")
         finally:
             if bar is not None:
                 bar.close()
                 self.log.bar = None
+        self._save_last(result, step, last_saved, ledger)
+        result.steps = step
+        self._stop_if_asked(result, step, max_steps, metrics)
+        if self.eval_fn is not None or self._has_eval_data():
+            result.evals.append(self._evaluate(step, metrics))
+        result.final_loss = result.losses[-1] if result.losses else None
+        result.elapsed_s = time.time() - started
+        return result
+
+    # -- the steps of the loop -------------------------------------------------------
+    def _resumed_result(self, start: int, metrics: MetricsWriter | None) -> TrainResult:
+        """A result holding the loss curve of the steps a resumed run already did."""
+        result = TrainResult(self.stage.name, self.folder, start, None, [])
+        if metrics is not None and start:
+            result.losses = [loss for _, loss in loss_curve(self.folder / "metrics.jsonl")][:start]
+        return result
+
+    def _progress_bar(self, start: int, max_steps: int) -> Any:
+        """A tqdm bar on the main process (log lines go through it), or None."""
+        if not (self.progress and self.engine.is_main and start < max_steps):
+            return None
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_steps, initial=start, desc=self.stage.name, unit="step", dynamic_ncols=True)
+        self.log.bar = bar
+        return bar
+
+    def _report_step(self, step: int, max_steps: int, loss: float, row: dict[str, Any], ledger: Ledger,
+                     metrics: MetricsWriter | None, bar: Any) -> None:
+        """Throughput into the metrics row, then the metrics file, the bar or a log line."""
+        run = self.run
+        self._throughput.add(row)
+        if metrics is not None:
+            metrics.write(row)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{row['lr']:.2e}",
+                            sps=f"{row['samples_per_s']:.1f}", skipped=ledger.skipped, refresh=False)
+        elif step % max(1, int(run.log_every)) == 0:
+            self.log(f"[{self.stage.name}] step {step}/{max_steps} loss {loss:.4f} lr {row['lr']:.2e} "
+                     f"{row['samples_per_s']:.1f} samples/s")
+        if step % max(1, int(run.log_every)) == 0:
+            self._throughput = _Throughput()
+
+    def _after_step(self, step: int, max_steps: int, data: StepData, row: dict[str, Any], ledger: Ledger,
+                    metrics: MetricsWriter | None, result: TrainResult) -> bool:
+        """Callbacks, the data check, periodic eval and checkpoint; True when it saved."""
+        run = self.run
+        for callback in self.callbacks:
+            callback(step, row)
+        self._check_data(ledger, final=False)
+        if int(run.eval_every) > 0 and step % int(run.eval_every) == 0 and step < max_steps:
+            result.evals.append(self._evaluate(step, metrics))
+        if int(run.save_every) > 0 and step % int(run.save_every) == 0:
+            result.checkpoint = self._save(step, data, ledger)
+            return True
+        return False
+
+    def _save_last(self, result: TrainResult, step: int, last_saved: int, ledger: Ledger) -> None:
+        """Checkpoint the last step unless it was just saved (or name the latest one)."""
         if step > last_saved:
             result.checkpoint = self._save(step, self._last_data, ledger)
         elif result.checkpoint is None:
             result.checkpoint = ckpt.latest_checkpoint(self.folder / "checkpoints")
-        result.steps = step
+
+    def _stop_if_asked(self, result: TrainResult, step: int, max_steps: int, metrics: MetricsWriter | None) -> None:
+        """A signal stopped the run early: close the metrics and say how to continue."""
         if self._stop_now and step < max_steps:
             if metrics is not None:
                 metrics.close()
@@ -399,11 +443,6 @@ class Trainer:
                 f"stopped by {self.stop.requested or 'a signal'} at step {step}/{max_steps}; checkpoint "
                 f"{result.checkpoint}. Continue with --resume (run.resume=true)"
             )
-        if self.eval_fn is not None or self._has_eval_data():
-            result.evals.append(self._evaluate(step, metrics))
-        result.final_loss = result.losses[-1] if result.losses else None
-        result.elapsed_s = time.time() - started
-        return result
 
     def _train_step(self, data: StepData, ledger: Ledger) -> tuple[float, dict[str, Any]]:
         engine = self.engine

@@ -132,8 +132,8 @@ class PackingTinyLLM(TinyLLM):
         for e in encodings:
             pad = [0] * (width - len(e))
             pos.append(e.extra.get("position_ids", list(range(len(e)))) + pad)
-            sid.append(e.extra.get("sample_ids", [1] * len(e)) + pad)
-        batch["position_ids"], batch["sample_ids"] = torch.tensor(pos), torch.tensor(sid)
+            sid.append(e.extra.get("sequence_ids", [1] * len(e)) + pad)
+        batch["position_ids"], batch["sequence_ids"] = torch.tensor(pos), torch.tensor(sid)
         return batch
 
     def forward(self, inputs_embeds, batch, labels=None, output_hidden_states=False):
@@ -142,7 +142,7 @@ class PackingTinyLLM(TinyLLM):
         from mpm_framework.contracts.llm import LMOutput
 
         x = inputs_embeds + self.pos(batch["position_ids"])
-        allowed = block_causal_mask(batch["sample_ids"])
+        allowed = block_causal_mask(batch["sequence_ids"])
         mask = (~allowed).repeat_interleave(self.layers[0].self_attn.num_heads, 0)
         for layer in self.layers:
             x = layer(x, src_mask=mask)
@@ -167,10 +167,10 @@ def test_pack_in_order_keeps_order_and_boundaries():
     rows = pack_in_order(encs, max_length=10)
     assert [len(r) for r in rows] == [9, 9]
     assert rows[0].input_ids == encs[0].input_ids + encs[1].input_ids
-    assert rows[0].extra["sample_ids"] == [1] * 4 + [2] * 5
+    assert rows[0].extra["sequence_ids"] == [1] * 4 + [2] * 5
     assert rows[0].extra["position_ids"] == [0, 1, 2, 3, 0, 1, 2, 3, 4]
     assert rows[0].labels[4] == IGNORE_INDEX  # no prediction across the boundary
-    mask = block_causal_mask(torch.tensor([rows[0].extra["sample_ids"]]))[0]
+    mask = block_causal_mask(torch.tensor([rows[0].extra["sequence_ids"]]))[0]
     assert mask[5, 3].item() is False and mask[5, 4].item() is True and mask[3, 0].item() is True
 
 

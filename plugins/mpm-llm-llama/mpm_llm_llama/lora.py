@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from mpm_framework.errors import ConfigError
+from mpm_framework.training.lora import is_lora_parameter
 
 from .config import LoraOptions
 
@@ -39,10 +40,6 @@ def attach_lora(model: torch.nn.Module, options: LoraOptions) -> Any:
         target_modules=list(options.target_modules), task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
-
-
-def is_lora_parameter(name: str) -> bool:
-    return ".lora_" in name
 
 
 def merged_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -23,14 +23,20 @@ from torch.nn import functional as F
 
 from mpm_framework.contracts.base import BuildContext
 from mpm_framework.contracts.llm import LMOutput, PivotLLM
-from mpm_framework.contracts.prompt import IGNORE_INDEX, PromptEncoding, Turn
+from mpm_framework.contracts.prompt import (
+    IGNORE_INDEX,
+    PromptEncoding,
+    Turn,
+    next_token_targets,
+    predicting_positions,
+)
 from mpm_framework.errors import ConfigError, MPMError
+from mpm_framework.training.packing import PACK_KEYS, block_causal_bias, pack_in_order
 
 from .attention import resolve_attention
 from .config import HFCausalLMConfig, LlamaLLMConfig
 from .loading import add_image_token, build_random, load_pretrained, load_tokenizer
 from .lora import attach_lora, is_lora_parameter, merged_state_dict
-from .packing import PACK_KEYS, block_causal_mask, pack_encodings
 from .prompting import PromptFormatter, load_template
 
 LOG = logging.getLogger("mpm_llm_llama")
@@ -170,7 +176,7 @@ class HFCausalLM(PivotLLM):
     def pack(self, encodings: list[PromptEncoding], max_length: int) -> list[PromptEncoding]:
         if not self.supports_packing:
             return encodings
-        return pack_encodings(encodings, max_length)
+        return pack_in_order(encodings, max_length)
 
     def collate(self, encodings: list[PromptEncoding], padding_side: str = "right") -> dict[str, torch.Tensor]:
         if padding_side not in ("left", "right"):
@@ -210,7 +216,7 @@ class HFCausalLM(PivotLLM):
         if "sequence_ids" in batch:
             if not self.supports_packing:
                 raise MPMError(f"{type(self.hf).__name__} does not support packed rows; set data.packing=false")
-            return {"attention_mask": block_causal_mask(batch["sequence_ids"].to(device), embeds.dtype),
+            return {"attention_mask": block_causal_bias(batch["sequence_ids"].to(device), embeds.dtype),
                     "position_ids": batch["position_ids"].to(device)}
         mask = batch["attention_mask"].to(device)
         inputs: dict[str, Any] = {"attention_mask": mask}
@@ -247,10 +253,10 @@ class HFCausalLM(PivotLLM):
                 hidden_states = tuple(out.hidden_states)
             if labels is None:
                 return LMOutput(None, logits, hidden_states, 0)
-            shifted = labels[:, 1:].to(logits.device)
+            shifted = next_token_targets(labels).to(logits.device)
             selected = shifted != IGNORE_INDEX
             n = int(selected.sum())
-            loss = _mean_ce(logits[:, :-1][selected], shifted[selected], logits)
+            loss = _mean_ce(predicting_positions(logits)[selected], shifted[selected], logits)
             return LMOutput(loss, logits, hidden_states, n)
         # Answer-only head: the decoder runs on every token, the vocabulary
         # projection only where a label exists (most prompt tokens have none).
@@ -259,10 +265,10 @@ class HFCausalLM(PivotLLM):
         hidden = out.last_hidden_state
         if output_hidden_states:
             hidden_states = tuple(out.hidden_states)
-        shifted = labels[:, 1:].to(hidden.device)
+        shifted = next_token_targets(labels).to(hidden.device)
         selected = shifted != IGNORE_INDEX
         n = int(selected.sum())
-        logits = self._head(hidden[:, :-1][selected])
+        logits = self._head(predicting_positions(hidden)[selected])
         loss = _mean_ce(logits, shifted[selected], hidden)
         return LMOutput(loss, None, hidden_states, n)
 

@@ -233,9 +233,8 @@ def test_tied_head_is_listed_under_the_embedding(qwen2_dir):
 def test_packing_keeps_sample_order_for_image_slots():
     """Images are stacked in sample order, so packed rows must keep that order:
     the k-th run of image slots in row-major order belongs to the k-th sample."""
-    from mpm_llm_llama.packing import pack_encodings
-
     from mpm_framework.contracts.prompt import PromptEncoding
+    from mpm_framework.training.packing import pack_in_order as pack_encodings
 
     lengths = [7, 3, 6, 2, 5]  # first-fit would move sample 1 (3) next to sample 0
     encodings = [PromptEncoding([100 + i] * n, [-100] * n, [True] + [False] * (n - 1))
