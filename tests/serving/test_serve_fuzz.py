@@ -60,6 +60,7 @@ def _kinds(support):
         lambda r: body(r, messages=message("data:image/png;base64," + "%%%notbase64%%%")),
         lambda r: body(r, messages=message("data:text/plain;base64," + base64.b64encode(b"hi").decode())),
         lambda r: body(r, messages=message(support.data_url(bomb))),  # decompression bomb
+        lambda r: body(r, messages=message(support.data_url(png + b"\0" * (20 * 2**20)))),  # > --max-image-bytes
         lambda r: body(r, messages=message(r.choice(["http://example.org/a.png", "https://x/y.jpg",
                                                      "ftp://x/y.png"]))),
         lambda r: body(r, messages=message(r.choice(["/etc/passwd", "file:///etc/shadow", "../../x.png"]))),
