@@ -16,7 +16,8 @@ _SPEC = re.compile(r"^(?:linear|mlp(\d+)x_gelu)$")
 
 def _dims(context: BuildContext) -> tuple[int, int]:
     if context.vision_hidden_size is None or context.llm_hidden_size is None:
-        raise ValueError("a connector needs both vision_hidden_size and llm_hidden_size")
+        raise ConfigError("a connector is built between a vision encoder and an LLM: pass a BuildContext with "
+                          "both vision_hidden_size and llm_hidden_size (compose() fills them in)")
     return context.vision_hidden_size, context.llm_hidden_size
 
 

@@ -292,11 +292,6 @@ class CPMBeeModel(nn.Module):
         self.encoder = Encoder(arch, backend)
         self.gradient_checkpointing = False
 
-    def set_attention_backend(self, backend: str) -> None:
-        for module in self.modules():
-            if isinstance(module, Attention):
-                module.backend = backend
-
     @torch.no_grad()
     def init_weights(self, seed: int = 0) -> None:
         """Random init as the official model: unit-scale linears and position

@@ -67,7 +67,7 @@ class Beit3Config:
     ``checkpoint_format`` is ``auto``, ``microsoft``, ``viscpm`` or ``mpm``.
 
     Recommended trainable sets (VisCPM's recipe; ``freeze_sets()`` returns them
-    from the two flags below, ``apply_freeze_policy()`` applies them):
+    from the two flags below; the stages apply them through ``bridge_groups()``):
 
     - align (stage 1): ``vision.queries``, ``vision.mapping``,
       ``vision.language_expert`` (+ ``vision.vision_expert`` with

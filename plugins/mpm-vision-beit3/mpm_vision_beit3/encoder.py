@@ -186,21 +186,6 @@ class Beit3Encoder(VisionEncoder):
         the vision expert with ``train_vision_expert``)."""
         return self.freeze_sets()[0] if self.query is not None else []
 
-    def apply_freeze_policy(self) -> dict[str, int]:
-        """Set ``requires_grad`` on this encoder per :meth:`freeze_sets`;
-        returns ``{"trainable": n, "total": n}`` parameter counts."""
-        trainable, frozen = self.freeze_sets()
-        groups = self.trainable_groups()
-        self.requires_grad_(False)
-        for flag, names in ((True, trainable), (False, frozen)):
-            prefixes = [p for g in names for p in groups[g]]
-            for name, param in self.named_parameters():
-                if any(name.startswith(p) for p in prefixes):
-                    param.requires_grad_(flag)
-        params = list(self.parameters())
-        return {"trainable": sum(p.numel() for p in params if p.requires_grad),
-                "total": sum(p.numel() for p in params)}
-
     def enable_gradient_checkpointing(self) -> None:
         self.beit3.encoder.gradient_checkpointing = True
 
