@@ -14,14 +14,6 @@ from mpm_framework.contracts.base import BuildContext
 from mpm_framework.errors import ConfigError, MPMError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_build_component_applies_overrides_like_a_stack(tiny_components):
     llm = build_component("llm", "tiny-llm", ["hidden_size=16", "num_layers=1"])
     assert llm.hidden_size == 16

@@ -7,18 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread, and the shared test machine stays responsive."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 KEYS = ["000411001ff7dd4f", "0006ba4d54a5ad42", "0013ea2087020901"]
 

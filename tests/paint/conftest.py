@@ -39,16 +39,6 @@ def tiny_paint_stack(make_paint_stack):
     return make_paint_stack()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: contention-free CPU math on a shared 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture
 def tiny_clip(tmp_path):

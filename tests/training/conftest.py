@@ -6,20 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
 COLORS = ["red", "green", "blue", "yellow", "white", "black", "purple", "orange"]
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Deterministic, contention-free CPU math on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def write_images(folder: Path, n: int, corrupt: set[int] = frozenset()) -> list[str]:
