@@ -69,6 +69,17 @@ def _phrase(pack, key: str, default: str, **values: str) -> str:
 
 
 def _answer(stack, image, question: str, history, stream: bool, generation: dict[str, Any]):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        history = _answer_once(stack, image, question, history, stream, generation)
+    for warning in caught:  # e.g. the oldest turns dropped to fit the context window
+        click.echo(f"warning: {warning.message}", err=True)
+    return history
+
+
+def _answer_once(stack, image, question: str, history, stream: bool, generation: dict[str, Any]):
     if not stream:
         answer, history = stack.chat(image, question, history=history, **generation)
         click.echo(answer)

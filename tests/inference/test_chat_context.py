@@ -82,3 +82,18 @@ def test_cli_reports_both_numbers():
                                       "word " * 80, "--max-new-tokens", "4"])
     assert result.exit_code == 1
     assert f"context window is {WINDOW} tokens" in result.output and "Traceback" not in result.output
+
+
+def test_cli_interactive_truncation_warns_and_goes_on(tmp_path):
+    from mpm_framework.cli.main import cli
+
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(image)
+    script = "What is this?\n" + ("tell me more please " * 2 + "\n") * 2 + "/quit\n"
+    args = ["compose", "--llm", "llama", "--vision", "clip", *OVERRIDES, "chat", "--image", str(image),
+            "--max-new-tokens", "4", "--no-stream"]
+    result = CliRunner().invoke(cli, [*args, "--truncate-history"], input=script)
+    assert result.exit_code == 0, result.output
+    assert "warning: the conversation" in result.output and "dropped its oldest turns" in result.output
+    plain = CliRunner().invoke(cli, args, input=script)  # without the option: an error per turn, chat goes on
+    assert plain.exit_code == 0 and f"context window is {WINDOW} tokens" in plain.output
