@@ -151,12 +151,36 @@ def load_pretrained(cfg: LlamaLLMConfig, auto: bool, attn: str, meta: bool) -> A
         with torch.device("meta"):
             remote = {"trust_remote_code": True} if kwargs["trust_remote_code"] else {}
             return _from_config(cls, config, attn_implementation=attn, dtype=dtype, **remote)
+    if local and not kwargs["trust_remote_code"]:
+        model = _load_in_place(cls, config, Path(source), attn, dtype)
+        if model is not None:
+            return model
     try:
         return cls.from_pretrained(source, config=config, dtype=dtype, attn_implementation=attn, **kwargs)
     except (OSError, ValueError) as exc:
         if local:
             raise ConfigError(f"cannot load model weights from {source}: {exc}") from None
         raise _not_found(source, exc) from None
+
+
+def _load_in_place(cls: Any, config: Any, folder: Path, attn: str, dtype: torch.dtype) -> Any:
+    """The model built with its parameters on the meta device and the folder's
+    safetensors assigned to them (memory-mapped at the stored dtype, converted
+    one tensor at a time otherwise): peak memory is the weights once. None when
+    the checkpoint's names do not cover the model (a layout that transformers
+    converts while loading): the caller then uses ``from_pretrained``."""
+    from accelerate import init_empty_weights
+
+    from mpm_framework.weight_files import load_files_into, safetensors_files
+
+    files = safetensors_files(folder)
+    if not files:
+        return None
+    with init_empty_weights(include_buffers=False):  # buffers (rotary tables) are computed, not stored
+        model = _from_config(cls, config, attn_implementation=attn, dtype=dtype)
+    if load_files_into(model, files, dtype):
+        return None
+    return model.eval()  # as from_pretrained returns it
 
 
 def _from_config(cls: Any, config: Any, **kwargs: Any) -> Any:

@@ -159,6 +159,9 @@ class HFVisionTower(VisionEncoder):
 
     @classmethod
     def _load(cls, model_cls, path: Path, hf_config, dtype, keep: int, total: int) -> nn.Module:
+        model = cls._load_in_place(model_cls, path, hf_config, dtype)
+        if model is not None:
+            return model
         from transformers.utils import logging as hf_logging
 
         verbosity = hf_logging.get_verbosity()
@@ -185,6 +188,29 @@ class HFVisionTower(VisionEncoder):
             log.info("%s: %d tensors not used (layers past %d of %d, heads, text tower)",
                      path, len(unused), keep, total)
         return model
+
+    @classmethod
+    def _load_in_place(cls, model_cls, path: Path, hf_config, dtype) -> nn.Module | None:
+        """The tower built with its parameters on the meta device and the
+        checkpoint's tensors assigned to them (memory-mapped at the stored
+        dtype, converted one at a time otherwise; pruned layers and the text
+        tower are never read): the weights are in memory once. None when the
+        names do not cover the tower (legacy layouts transformers renames while
+        loading); ``from_pretrained`` then loads it and reports what is wrong."""
+        from accelerate import init_empty_weights
+
+        from mpm_framework.weight_files import load_files_into, materialize_rest, safetensors_files
+
+        files = safetensors_files(path)
+        if not files:
+            return None
+        with init_empty_weights(include_buffers=False):  # position ids are computed, not stored
+            model = model_cls(hf_config)
+        left = load_files_into(model, files, dtype, prefixes=("vision_model.",))  # a full CLIPModel/SiglipModel
+        if any("head" not in k and "post_layernorm" not in k for k in left):
+            return None
+        materialize_rest(model)  # the unused head / final norm (removed by the tower)
+        return model.to(dtype).eval()
 
     # -- contract -----------------------------------------------------------------
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
