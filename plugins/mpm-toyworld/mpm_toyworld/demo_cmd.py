@@ -44,7 +44,7 @@ def _split(_ctx, _param, value: str | None) -> list[str] | None:
 @click.argument("overrides", nargs=-1)
 def demo(profile, langs, out, seeds, conditions, workers, threads, paint, resume, quiet,
          overrides) -> None:
-    """Run the whole MPM experiment on the built-in toy world.
+    """Run the whole MPM experiment on the toy world (the mpm-toyworld plugin).
 
     \b
     1. pretrain two tiny Llama pivots from scratch on toy-world text in every
