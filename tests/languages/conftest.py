@@ -1,9 +1,8 @@
-"""Language-pack fixtures: one instance of every shipped pack plus the example.
+"""Language-pack fixtures: one instance of shipped packs.
 
-The packs are separate distributions; ``scripts/install.sh`` installs those
-under ``languages/``. The example pack under ``examples/`` is not installed
-(a slow test installs it into a fresh environment), so for in-process tests
-any pack that is not importable is imported from its source folder.
+The packs are separate distributions that ``scripts/install.sh`` installs from
+``languages/``; for in-process tests a pack that is not importable (a checkout
+without the install) is imported from its source folder.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ PACKS = {
     "zh": (ROOT / "languages" / "mpm-lang-zh", "mpm_lang_zh.pack:ChinesePack"),
     "de": (ROOT / "languages" / "mpm-lang-de", "mpm_lang_de.pack:GermanPack"),
     "fr": (ROOT / "languages" / "mpm-lang-fr", "mpm_lang_fr.pack:FrenchPack"),
-    "es": (ROOT / "examples" / "mpm-lang-xx", "mpm_lang_es.pack:SpanishPack"),
+    "es": (ROOT / "languages" / "mpm-lang-es", "mpm_lang_es.pack:SpanishPack"),
 }
 
 

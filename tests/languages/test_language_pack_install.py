@@ -28,7 +28,7 @@ PACKS = {  # folder -> (distribution, entry-point name, code, aliases)
     "languages/mpm-lang-zh": ("mpm-lang-zh", "mpm_lang_zh", "zh", ["chinese", "zh-hans", "zh-cn", "中文"]),
     "languages/mpm-lang-de": ("mpm-lang-de", "mpm_lang_de", "de", ["german", "deutsch"]),
     "languages/mpm-lang-fr": ("mpm-lang-fr", "mpm_lang_fr", "fr", ["french", "français", "francais"]),
-    "examples/mpm-lang-xx": ("mpm-lang-es", "mpm_lang_es", "es", ["spanish", "español", "espanol"]),
+    "languages/mpm-lang-es": ("mpm-lang-es", "mpm_lang_es", "es", ["spanish", "español", "espanol"]),
 }
 
 # What must be importable in the fresh environment: the CLI and the packs'

@@ -1,7 +1,7 @@
 """The Spanish pack: identity, prompts, phrases and toy-world realisation.
 
-Promoted from the worked example of docs/language-packs.md
-(``examples/mpm-lang-xx``, which stays as the template); the grammar moved to
+Promoted from the former worked example ``examples/mpm-lang-xx`` (the
+template is now ``examples/mpm-lang-minimal``); the grammar moved to
 ``grammar.py`` and gained the passive ``se`` and the masculine ``objeto``
 count.
 """

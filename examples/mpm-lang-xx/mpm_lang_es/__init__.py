@@ -1,1 +1,0 @@
-"""Spanish (español) language pack for MPM: the worked example of docs/language-packs.md."""
