@@ -68,6 +68,9 @@ def _load_model(cls: Any, root: Path, subfolder: str, variant: str | None, dtype
             "loaded because unpickling can run code; convert them with diffusers' "
             "save_pretrained(safe_serialization=True)."
         )
+    model = _load_in_place(cls, root, subfolder, variant, dtype)
+    if model is not None:
+        return model
     try:
         return cls.from_pretrained(
             root, subfolder=subfolder, variant=variant, torch_dtype=dtype, use_safetensors=True
@@ -75,6 +78,27 @@ def _load_model(cls: Any, root: Path, subfolder: str, variant: str | None, dtype
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"cannot load {folder}: {first}") from None
+
+
+def _load_in_place(cls: Any, root: Path, subfolder: str, variant: str | None, dtype: torch.dtype):
+    """The model built with its parameters on the meta device and the folder's
+    safetensors assigned (memory-mapped at the stored dtype, converted one
+    tensor at a time otherwise): the weights are in memory once (diffusers'
+    own loader measured 1.45x). None when the names do not cover the model
+    (older layouts diffusers renames while loading); the caller then uses
+    ``from_pretrained``."""
+    from accelerate import init_empty_weights
+
+    from mpm_framework.weight_files import load_files_into, safetensors_files
+
+    files = safetensors_files(root / subfolder, "diffusion_pytorch_model", variant)
+    if not files:
+        return None
+    with init_empty_weights(include_buffers=False):
+        model = cls.from_config(cls.load_config(root, subfolder=subfolder))
+    if load_files_into(model, files, dtype):
+        return None
+    return model.to(dtype).eval()
 
 
 def load_layout(path: str | Path, variant: str | None, dtype: torch.dtype, meta: bool = False) -> LoadedLayout:
