@@ -63,9 +63,11 @@ def _image_url(seed: int, size: int = 224) -> str:
 
 
 def _request(i: int, max_tokens: int, images: list[str]) -> dict:
-    return {"model": "small", "temperature": 0, "max_tokens": max_tokens, "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": images[i % len(images)]}},
-        {"type": "text", "text": QUESTIONS[i % len(QUESTIONS)]}]}]}
+    question = QUESTIONS[i % len(QUESTIONS)]
+    content = question if not images else [{"type": "image_url", "image_url": {"url": images[i % len(images)]}},
+                                           {"type": "text", "text": question}]
+    return {"model": "small", "temperature": 0, "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": content}]}
 
 
 def run_load(base: str, clients: int, requests: int, max_tokens: int, images: list[str]) -> dict:
@@ -126,6 +128,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="the server's torch threads")
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--port", type=int, default=18765)
+    parser.add_argument("--text-only", action="store_true",
+                        help="questions without an image (short prompts: decoding dominates, not prefill)")
     parser.add_argument("--write-results", action="store_true", help="put the table into benchmarks/RESULTS.md")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server process itself
     args = parser.parse_args()
@@ -152,7 +156,7 @@ def main() -> int:
             if time.monotonic() > deadline:
                 raise SystemExit("the server did not become healthy in 10 minutes")
             time.sleep(0.5)
-        images = [_image_url(seed) for seed in range(4)]
+        images = [] if args.text_only else [_image_url(seed) for seed in range(4)]
         run_load(base, 1, 2, 4, images)  # warm-up (also fills the image-encoding cache)
         sequential = run_load(base, 1, args.requests, args.max_tokens, images)
         rows = []
@@ -172,10 +176,11 @@ def main() -> int:
         "## Serving: continuous batching (`benchmarks/bench_serve.py`)\n\n"
         f"- {datetime.now(timezone.utc).isoformat(timespec='seconds')}; {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores (shared with other work while measured); server torch threads {args.threads}\n"
-        f"- stack: {args.size} (`bench_support.build_ours`), one 224 px image + a question per request, greedy, "
+        f"- stack: {args.size} (`bench_support.build_ours`), "
+        f"{'a question without an image' if args.text_only else 'one 224 px image + a question'} per request, greedy, "
         f"{args.max_tokens} new tokens each (end tokens disabled), max batch {args.max_batch}\n"
         f"- command: `python benchmarks/bench_serve.py --size {args.size} --requests {args.requests} "
-        f"--max-tokens {args.max_tokens} --clients {args.clients}`\n"
+        f"--max-tokens {args.max_tokens} --clients {args.clients}{' --text-only' if args.text_only else ''}`\n"
         f"- mean rows per decode step over the run: {occupancy:.1f}\n\n"
         + table(rows, sequential) + "\n\n"
         f"{best['clients']} concurrent clients reach {best['tokens_per_s'] / sequential['tokens_per_s']:.2f}x the "
