@@ -65,16 +65,32 @@ def build_component(kind: str, name: str, overrides: list[str] | dict[str, Any] 
 
 def load_stack(run_dir: str | Path, stage: str | None = None, device: str = "cpu",
                trust_remote_code: bool | None = None):
-    """The trained stack of a run directory (or one stage of it), rebuilt from
-    the config the run saved and loaded with its trained weights, in eval mode
-    (``trust_remote_code`` as in :func:`mpm_framework.training.run_dir.load_run`)."""
+    """The trained stack of a run folder (its last finished stage, or ``stage``;
+    a stage folder works too), rebuilt from the config the run saved, with its
+    LoRA adapters and trained weights, in eval mode on ``device``.
+
+    ``trust_remote_code``: True lets code shipped with the models run (warning with
+    the files); None keeps what the running command granted (``--trust-remote-code``);
+    the folder's own config never decides (see ``mpm_framework.security``)."""
+    import contextlib
+
     from .errors import MPMError
+    from .security import trusting_remote_code
+    from .training.lora import apply_lora
+    from .training.run_dir import load_weights, read_stage_config, stage_folder
 
     if not Path(run_dir).is_dir():
         raise MPMError(f"run directory not found: {run_dir}")
-    from .training.run_dir import load_run
-
-    return load_run(run_dir, stage=stage, device=device, trust_remote_code=trust_remote_code)
+    folder = stage_folder(run_dir, stage)
+    cfg = read_stage_config(folder)
+    grant = contextlib.nullcontext() if trust_remote_code is None else trusting_remote_code(trust_remote_code)
+    with grant:
+        stack = build_stack(cfg)
+    apply_lora(stack, cfg.run.lora)
+    load_weights(stack, folder)
+    stack.to(device)
+    stack.eval()
+    return stack
 
 
 def build_stack(cfg: DictConfig, *, meta: bool = False):

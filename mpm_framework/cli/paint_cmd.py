@@ -33,29 +33,6 @@ def _save(image, path: Path, meta: dict[str, str]) -> None:
         image.save(path)
 
 
-def load_paint_stack(spec, checkpoint: str | None, device: str | None):
-    from ..stacks.paint import PaintStack
-
-    if checkpoint is not None:
-        from ..inference.loading import load_run_stack
-
-        stack = load_run_stack(checkpoint)
-    else:
-        from ..composition import build_stack
-
-        stack = build_stack(spec.resolve())
-    if not isinstance(stack, PaintStack):
-        raise ConfigError("paint needs a paint stack: choose an image decoder (--decoder unet) and no --vision")
-    if device:
-        import torch
-
-        try:
-            stack.to(torch.device(device))
-        except (RuntimeError, AssertionError) as exc:
-            raise MPMError(f"cannot move the model to '{device}': {str(exc).splitlines()[0]}") from None
-    return stack
-
-
 @click.command("paint")
 @click.argument("prompts", nargs=-1, required=True)
 @click.option("--out", type=click.Path(dir_okay=False), default="paint.png", show_default=True,
@@ -103,6 +80,8 @@ def paint(spec, prompts, out, negative, guidance, steps, sampler, seed, images_p
         from ..paint.scoring import CLIPScorer
 
         scorer = CLIPScorer(rerank)
+    from ..inference.loading import load_paint_stack
+
     stack = load_paint_stack(spec, checkpoint, device)
     if checkpoint is None and not _has_weights(stack):
         click.echo("note: the decoder has random weights (no --checkpoint, no model.decoder.path): "

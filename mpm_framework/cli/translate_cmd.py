@@ -62,18 +62,15 @@ def translate(input_file, output, target, source, translator, model_path, src_co
 
 def _pivot_llm(name: str | None, run_dir: str | None, overrides: list[str], target: str):
     if run_dir:
-        from ..training.run_dir import load_run
+        from ..composition import load_stack
 
-        return load_run(run_dir).llm
+        return load_stack(run_dir).llm
     if not name:
         raise MPMError("--translator llm needs --llm NAME or --run RUN_FOLDER")
     from ..config.loading import resolve_config
-    from ..contracts.base import BuildContext
-    from ..plugins import get_registry
+    from ..inference.loading import pivot_llm_from_config
 
-    cfg = resolve_config(llm=name, overrides=overrides)
-    reg = get_registry().get("llm", cfg.model.llm.name)
-    return reg.load_factory().from_config(cfg.model.llm, BuildContext())
+    return pivot_llm_from_config(resolve_config(llm=name, overrides=overrides))
 
 
 def _language_name(code: str) -> str:

@@ -2,7 +2,10 @@
 
 A run directory is self-describing (its resolved config and trainable weights,
 written by the trainer), so loading one needs neither the recipe nor the
-training data: ``mpm_framework.training.load_run`` rebuilds the stack from it.
+training data: ``mpm_framework.composition.load_stack`` rebuilds the stack from it.
+Both ways go through the public composition API (``build_stack``,
+``build_component``, ``load_stack``); this module only adds the checks and the
+device placement the commands share.
 """
 
 from __future__ import annotations
@@ -14,17 +17,13 @@ from ..errors import ConfigError, MPMError
 
 
 def load_run_stack(run_dir: str | Path, trust_remote_code: bool | None = None):
-    """The stack saved in a training run directory. Code shipped with its models runs
-    only when granted: ``trust_remote_code=True`` or the command's ``--trust-remote-code``
-    (None); never because the folder's config says so (``mpm_framework.security``)."""
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise MPMError(f"run directory not found: {path}")
-    try:
-        from ..training import load_run
-    except ImportError as exc:
-        raise MPMError(f"this installation cannot load training runs: {exc}") from None
-    return load_run(path, trust_remote_code=trust_remote_code)
+    """The stack saved in a training run directory (:func:`mpm_framework.composition.load_stack`).
+    Code shipped with its models runs only when granted: ``trust_remote_code=True`` or
+    the command's ``--trust-remote-code`` (None); never because the folder's config
+    says so (``mpm_framework.security``)."""
+    from ..composition import load_stack
+
+    return load_stack(run_dir, trust_remote_code=trust_remote_code)
 
 
 def _place(module, device: str | None):
@@ -38,12 +37,10 @@ def _place(module, device: str | None):
     return module
 
 
-def load_chat_stack(spec=None, checkpoint: str | Path | None = None, device: str | None = None,
-                    trust_remote_code: bool | None = None):
-    """A ChatStack from a run directory (``checkpoint``) or from the composed spec.
-    ``trust_remote_code``: see :func:`load_run_stack` (None: what the command granted)."""
-    from ..stacks.chat import ChatStack
-
+def _load_stack(spec, checkpoint: str | Path | None, device: str | None, trust_remote_code: bool | None,
+                kind: type, wrong_kind: str):
+    """A run directory's stack (``checkpoint``) or the composed spec's, checked to be a
+    ``kind`` (else ``wrong_kind`` says what to choose) and placed on ``device``."""
     with _granted(trust_remote_code):
         if checkpoint is not None:
             stack = load_run_stack(checkpoint)
@@ -51,9 +48,42 @@ def load_chat_stack(spec=None, checkpoint: str | Path | None = None, device: str
             from ..composition import build_stack
 
             stack = build_stack(spec.resolve())
-    if not isinstance(stack, ChatStack):
-        raise ConfigError("chat and caption/VQA evaluation need a chat stack: choose a vision encoder (--vision)")
+    if not isinstance(stack, kind):
+        raise ConfigError(wrong_kind)
     return _place(stack, device)
+
+
+def load_chat_stack(spec=None, checkpoint: str | Path | None = None, device: str | None = None,
+                    trust_remote_code: bool | None = None):
+    """A ChatStack from a run directory (``checkpoint``) or from the composed spec.
+    ``trust_remote_code``: see :func:`load_run_stack` (None: what the command granted)."""
+    from ..stacks.chat import ChatStack
+
+    return _load_stack(spec, checkpoint, device, trust_remote_code, ChatStack,
+                       "chat and caption/VQA evaluation need a chat stack: choose a vision encoder (--vision)")
+
+
+def load_paint_stack(spec=None, checkpoint: str | Path | None = None, device: str | None = None,
+                     trust_remote_code: bool | None = None):
+    """A PaintStack from a run directory (``checkpoint``) or from the composed spec."""
+    from ..stacks.paint import PaintStack
+
+    return _load_stack(spec, checkpoint, device, trust_remote_code, PaintStack,
+                       "paint needs a paint stack: choose an image decoder (--decoder unet) and no --vision")
+
+
+def pivot_llm_from_config(cfg) -> Any:
+    """The pivot LLM alone, built from a resolved config's ``model.llm`` section
+    (seeded by ``run.seed``, as :func:`mpm_framework.composition.build_stack` builds it)."""
+    from omegaconf import OmegaConf
+
+    from ..composition import build_component
+
+    if cfg.model.llm is None:
+        raise ConfigError("no pivot LLM chosen: pass --llm NAME or --checkpoint RUN_DIR")
+    section = OmegaConf.to_container(cfg.model.llm, resolve=True)
+    seed = int(OmegaConf.select(cfg, "run.seed", default=0) or 0)
+    return build_component("llm", section.pop("name"), section, seed=seed)
 
 
 def load_pivot_llm(spec=None, checkpoint: str | Path | None = None, device: str | None = None,
@@ -62,14 +92,7 @@ def load_pivot_llm(spec=None, checkpoint: str | Path | None = None, device: str 
     with _granted(trust_remote_code):
         if checkpoint is not None:
             return _place(load_run_stack(checkpoint).llm, device)
-        from ..contracts.base import BuildContext
-        from ..plugins import get_registry
-
-        cfg = spec.resolve()
-        if cfg.model.llm is None:
-            raise ConfigError("no pivot LLM chosen: pass --llm NAME or --checkpoint RUN_DIR")
-        factory = get_registry().get("llm", cfg.model.llm.name).load_factory()
-        return _place(factory.from_config(cfg.model.llm, BuildContext()), device)
+        return _place(pivot_llm_from_config(spec.resolve()), device)
 
 
 def _granted(trust_remote_code: bool | None):

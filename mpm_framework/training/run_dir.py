@@ -3,7 +3,7 @@
 ::
 
     <run.output_dir>/
-      run.json                     stages finished, in order (the last one is what load_run loads)
+      run.json                     stages finished, in order (the last one is what load_stack loads)
       <stage>/
         config.yaml                the fully resolved config of the stage
         final/model.safetensors    every weight the stage chain changed (trainable + inherited)
@@ -11,11 +11,13 @@
         checkpoints/step-N/        resumable state (see checkpoint.py)
         metrics.jsonl  loss_curve.png
 
-``load_run(path)`` rebuilds the stack from ``config.yaml`` (components come from
-the installed plugins) and loads ``final/model.safetensors``. A run folder is data:
-a ``trust_remote_code`` in its config.yaml is switched off with a warning; code
-shipped with a model runs only when the caller grants it (``--trust-remote-code``,
-``load_run(path, trust_remote_code=True)``; see ``mpm_framework.security``).
+This module finds the parts of a run folder (:func:`stage_folder`,
+:func:`read_stage_config`, :func:`weights_file`); building the stack from them is
+``mpm_framework.composition.load_stack(path)`` (``load_run`` here is its old name).
+A run folder is data: a ``trust_remote_code`` in its config.yaml is switched off
+with a warning; code shipped with a model runs only when the caller grants it
+(``--trust-remote-code``, ``load_stack(path, trust_remote_code=True)``; see
+``mpm_framework.security``).
 """
 
 from __future__ import annotations
@@ -109,28 +111,23 @@ def load_weights(stack: Any, path: str | Path, stage: str | None = None) -> list
     return load_weights_into(stack, load_file(str(file)), str(file))
 
 
+def read_stage_config(folder: str | Path):
+    """The resolved config a stage folder saved (``config.yaml``), with any
+    ``trust_remote_code`` in it switched off (warning): the folder is data, and
+    only the caller grants remote code (``mpm_framework.security``)."""
+    from ..config.loading import resolve_config
+    from ..security import ignore_remote_code_settings
+
+    path = Path(folder) / "config.yaml"
+    cfg = resolve_config(recipe=path)
+    ignore_remote_code_settings(cfg, path)
+    return cfg
+
+
 def load_run(run_dir: str | Path, stage: str | None = None, device: str = "cpu",
              trust_remote_code: bool | None = None):
-    """The trained stack of a run folder (or stage folder), ready for inference.
+    """The old name of :func:`mpm_framework.composition.load_stack` (kept for
+    code that imports it from here)."""
+    from ..composition import load_stack
 
-    ``trust_remote_code``: True lets code shipped with the models run (warning with
-    the files); None keeps what the running command granted (``--trust-remote-code``);
-    the folder's own config never decides."""
-    import contextlib
-
-    from ..composition import build_stack
-    from ..config.loading import resolve_config
-    from ..security import ignore_remote_code_settings, trusting_remote_code
-    from .lora import apply_lora
-
-    folder = stage_folder(run_dir, stage)
-    cfg = resolve_config(recipe=folder / "config.yaml")
-    ignore_remote_code_settings(cfg, folder / "config.yaml")
-    grant = contextlib.nullcontext() if trust_remote_code is None else trusting_remote_code(trust_remote_code)
-    with grant:
-        stack = build_stack(cfg)
-    apply_lora(stack, cfg.run.lora)
-    load_weights(stack, folder)
-    stack.to(device)
-    stack.eval()
-    return stack
+    return load_stack(run_dir, stage=stage, device=device, trust_remote_code=trust_remote_code)

@@ -56,3 +56,60 @@ def test_load_stack_rebuilds_a_trained_run(tiny_components, tmp_path):
     assert all(torch.equal(p, trained[n]) for n, p in loaded.named_parameters())
     with pytest.raises(MPMError, match="run directory not found"):
         load_stack(tmp_path / "nowhere")
+
+
+def test_load_stack_owns_the_building_and_load_run_is_its_old_name(tiny_components, tmp_path):
+    """The building lives in composition (no import circle with run_dir); run_dir
+    only finds the folder and reads its config; the old name loads the same."""
+    import inspect
+
+    from mpm_framework.training import run_dir
+
+    assert "build_stack" not in inspect.getsource(run_dir)
+    cfg = resolve_config(llm="tiny-llm", vision="tiny-vision", overrides=[
+        "run.stage=align", f"run.output_dir={tmp_path / 'run'}", "run.max_steps=1", "run.batch_size=1",
+        "run.save_every=0", "run.progress=false"])
+    Image.new("RGB", (32, 32), "red").save(tmp_path / "0.png")
+    from mpm_framework.training import load_run, train_stage
+
+    train_stage(build_stack(cfg), cfg, train_samples=[{"image": str(tmp_path / "0.png"), "text": "red",
+                                                      "lang": "en"}], progress=False)
+    a, b = load_stack(tmp_path / "run", stage="align"), load_run(tmp_path / "run")
+    assert all(torch.equal(p, dict(b.named_parameters())[n]) for n, p in a.named_parameters())
+    assert run_dir.read_stage_config(tmp_path / "run" / "align").model.llm.name == "tiny-llm"
+
+
+def test_commands_build_through_the_public_api_only():
+    """No command or loader reaches past composition to a registration's factory."""
+    from pathlib import Path
+
+    import mpm_framework
+
+    root = Path(mpm_framework.__file__).parent
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
+                 if p.name != "composition.py" and ".from_config(" in p.read_text(encoding="utf-8")
+                 and "load_factory()" in p.read_text(encoding="utf-8")]
+    assert offenders == []
+
+
+def test_pivot_llm_alone_matches_the_stacks_llm(tiny_components):
+    """``mpm eval`` / ``mpm translate --llm`` build the LLM alone as build_stack builds it."""
+    from mpm_framework.inference.loading import pivot_llm_from_config
+
+    cfg = resolve_config(llm="tiny-llm", vision="tiny-vision",
+                         overrides=["model.llm.hidden_size=16", "run.seed=3"])
+    alone, stack = pivot_llm_from_config(cfg), build_stack(cfg)
+    theirs = dict(stack.llm.named_parameters())
+    assert alone.hidden_size == 16
+    assert all(torch.equal(p, theirs[n]) for n, p in alone.named_parameters())
+
+
+def test_paint_and_chat_loading_reject_the_other_kind(tiny_components):
+    from mpm_framework.inference.loading import load_paint_stack
+
+    class Spec:
+        def resolve(self):
+            return resolve_config(llm="tiny-llm", vision="tiny-vision")
+
+    with pytest.raises(ConfigError, match="paint needs a paint stack"):
+        load_paint_stack(Spec())

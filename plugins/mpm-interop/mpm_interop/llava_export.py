@@ -192,10 +192,11 @@ def build_processor(stack: Any, template: str):
 def export_llava(run_dir: Path, out: Path, stage: str | None = None, adapter: bool = False,
                  max_shard_size: str = "2GB", eval: str | None = None) -> Path:
     """Write ``out`` as a LlavaForConditionalGeneration folder with processor and model card."""
-    from mpm_framework.training.run_dir import load_run, stage_folder
+    from mpm_framework.composition import load_stack
+    from mpm_framework.training.run_dir import stage_folder
 
     run_dir = Path(run_dir)
-    stack = load_run(run_dir, stage)
+    stack = load_stack(run_dir, stage)
     reasons = refusal_reasons(stack)
     if reasons:
         raise MPMError("this run cannot be exported as Llava:\n- " + "\n- ".join(reasons))
