@@ -37,8 +37,8 @@ from ..inference.generation import (
     decode_answer,
     end_token_ids,
     sample_step,
+    initial_seen,
     seeded_generator,
-    seen_tokens,
 )
 from ..inference.streaming import TextStream
 from .images import EncodingCache
@@ -220,9 +220,9 @@ class Scheduler:
             job.features, job.pixels = features, None
         config = job.config
         seen = None
-        if config.repetition_penalty != 1.0:
+        if config.repetition_penalty != 1.0:  # the same context the one-request path penalises
             one = self.llm.collate([job.encoding], padding_side="left")
-            seen = seen_tokens(one, self.llm.vocab_size, device)[0]
+            seen = initial_seen(one, self.llm.vocab_size, device, config)[0]
         job.row = RowState(config, StopStringChecker(self.llm, config.stop_strings),
                            seeded_generator(config, device), seen)
         job.text = TextStream(self.llm, config.stop_strings)
