@@ -36,8 +36,8 @@ from ..inference.generation import (
     StopStringChecker,
     decode_answer,
     end_token_ids,
-    sample_step,
     initial_seen,
+    sample_step,
     seeded_generator,
 )
 from ..inference.streaming import TextStream
