@@ -111,8 +111,14 @@ def materialize_rest(module: nn.Module, device: str | torch.device = "cpu") -> l
         if any(t.is_meta for t in own):
             sub.to_empty(device=device, recurse=False)
             reset = getattr(sub, "reset_parameters", None)
-            if callable(reset):
+            # A container's reset_parameters would re-initialise its loaded children:
+            # only leaves (Linear, LayerNorm, ...) reset; a container's own tensors start at zero.
+            if callable(reset) and not any(True for _ in sub.children()):
                 reset()
+            else:
+                with torch.no_grad():
+                    for t in own:
+                        t.zero_()
     return names
 
 

@@ -48,13 +48,15 @@ def find_checkpoint(path: str | Path) -> tuple[Path, Path | None, Path | None]:
     return preferred[0], vocab if vocab.is_file() else None, config if config.is_file() else None
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Raw tensors of a checkpoint file, nothing renamed."""
+def read_state_dict(path: str | Path, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Raw tensors of a checkpoint file, nothing renamed; floating-point ones as
+    ``dtype`` when given (a safetensors file is then read tensor by tensor, so a
+    conversion never holds the file's copy and the converted one at once)."""
     p = Path(path)
     if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from mpm_framework.weight_files import read_safetensors
 
-        return load_file(str(p))
+        return read_safetensors(p, dtype)
     try:
         try:  # memory-mapped: a 10B file is not copied into RAM before use
             data = torch.load(str(p), map_location="cpu", weights_only=True, mmap=True)
@@ -69,7 +71,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             data = data[wrapper]
     if not isinstance(data, dict):
         raise CheckpointError(f"{p} does not hold a state dict")
-    return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+    tensors = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+    return tensors
 
 
 def llm_state_dict(raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

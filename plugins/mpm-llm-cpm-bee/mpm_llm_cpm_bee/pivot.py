@@ -130,7 +130,7 @@ class CPMBeeLLM(CPMBeeModel, PivotLLM):
 
         state = None
         if weights is not None and not meta:
-            state = llm_state_dict(read_state_dict(weights))
+            state = llm_state_dict(read_state_dict(weights, dtype))  # converted on reading: one copy
             if config_json is not None:
                 arch = CPMBeeArch.from_json_file(config_json)
             else:

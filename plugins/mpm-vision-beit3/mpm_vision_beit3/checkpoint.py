@@ -89,13 +89,14 @@ def find_checkpoint_file(path: str | Path) -> Path:
     raise ConfigError(f"BEiT-3 checkpoint not found: {p}")
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file or a (weights-only) torch pickle."""
+def read_state_dict(path: str | Path, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file or a (weights-only) torch pickle; floating
+    ones as ``dtype`` when given (safetensors are then read tensor by tensor)."""
     file = find_checkpoint_file(path)
     if file.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from mpm_framework.weight_files import read_safetensors
 
-        return load_file(str(file))
+        return read_safetensors(file, dtype)
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             try:  # mmap avoids reading the LLM half of a VisCPM file into memory
@@ -110,7 +111,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"{str(exc).splitlines()[0] if str(exc) else ''}). Only tensors are loaded, never "
             "arbitrary pickled objects; convert the file to safetensors if it holds other objects."
         ) from None
-    return unwrap(obj, file)
+    tensors = unwrap(obj, file)
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+    return tensors
 
 
 def unwrap(obj: object, source: object = "checkpoint") -> dict[str, torch.Tensor]:
@@ -179,17 +183,21 @@ def interpolate_vision_positions(table: torch.Tensor, num_patches: int) -> torch
 
 
 def load_into(
-    model: nn.Module, path: str | Path, fmt: str = "auto", strict: bool = True
+    model: nn.Module, path: str | Path, fmt: str = "auto", strict: bool = True,
+    dtype: torch.dtype | None = None,
 ) -> LoadReport:
     """Load a checkpoint into a :class:`~mpm_vision_beit3.encoder.Beit3Encoder`.
 
     Shape mismatches are errors that name the key (a vision position table is
     interpolated instead). With ``strict`` any missing or unexpected backbone key
-    is an error; bridge keys a format does not carry are reported, not errors."""
+    is an error; bridge keys a format does not carry are reported, not errors.
+    A model built on the meta device receives the file's tensors themselves
+    (``assign``: memory-mapped, or converted to ``dtype`` one at a time), so the
+    weights are in memory once; what the file lacks is initialised afterwards."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown checkpoint_format '{fmt}'.{did_you_mean(fmt, FORMATS)} Formats: {', '.join(FORMATS)}")
     file = find_checkpoint_file(path)
-    state = read_state_dict(file)
+    state = read_state_dict(file, dtype)
     detected = detect_format(state.keys())
     fmt = detected if fmt == "auto" else fmt
     native, ignored = to_native(state, fmt)
@@ -207,7 +215,12 @@ def load_into(
                 f"{file}: '{key}' has shape {tuple(value.shape)} but the model expects {tuple(own[key].shape)}; "
                 "check the preset and the architecture overrides"
             )
-    result = model.load_state_dict(native, strict=False)
+    on_meta = any(p.is_meta for p in model.parameters())
+    result = model.load_state_dict(native, strict=False, assign=on_meta)
+    if on_meta:
+        from mpm_framework.weight_files import materialize_rest
+
+        materialize_rest(model)  # bridge layers a format does not carry (and, not strict, the missing)
     report.loaded = sorted(k for k in native if k in own)
     for key in sorted(result.missing_keys):
         (report.initialised if key.startswith(_BRIDGE_PREFIXES) else report.missing).append(key)

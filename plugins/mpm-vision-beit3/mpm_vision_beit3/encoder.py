@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from typing import Any
@@ -20,6 +21,13 @@ from .config import Beit3Arch, Beit3Config, resolve_arch
 from .modeling import Beit3
 
 log = logging.getLogger(__name__)
+
+
+def _empty_parameters():
+    from accelerate import init_empty_weights
+
+    return init_empty_weights(include_buffers=False)
+
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -97,11 +105,15 @@ class Beit3Encoder(VisionEncoder):
             raise ConfigError(
                 f"beit3 num_queries={config.num_queries} needs {config.num_queries + 2} rows of the text "
                 f"position table but it has {arch.max_text_positions} (max_text_positions)")
+        from_file = bool(config.path) and not context.meta
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
             torch.manual_seed(config.seed)
-            model = cls(arch, int(config.num_queries), mapping_dim, str(config.attention), config)
-        if config.path and not context.meta:
-            model.load_checkpoint(config.path, config.checkpoint_format, strict=config.strict)
+            # Weights from a file: parameters on the meta device, the file's tensors assigned (one copy).
+            with _empty_parameters() if from_file else contextlib.nullcontext():
+                model = cls(arch, int(config.num_queries), mapping_dim, str(config.attention), config)
+            if from_file:  # seeded like the rest: what the file lacks is initialised here
+                model.load_checkpoint(config.path, config.checkpoint_format, strict=config.strict,
+                                      dtype=_DTYPES[config.dtype])
         if not context.meta:
             model.to(_DTYPES[config.dtype])
         return model
@@ -130,10 +142,12 @@ class Beit3Encoder(VisionEncoder):
         if self.num_queries > 1:
             self.query[-1].copy_(text[2])
 
-    def load_checkpoint(self, path: str, fmt: str = "auto", strict: bool = True) -> LoadReport:
-        """Load Microsoft, VisCPM, torchscale or mpm weights; queries the file
-        does not carry are re-initialised from the loaded text embedding."""
-        report = load_into(self, path, fmt, strict=strict)
+    def load_checkpoint(self, path: str, fmt: str = "auto", strict: bool = True,
+                        dtype: torch.dtype | None = None) -> LoadReport:
+        """Load Microsoft, VisCPM, torchscale or mpm weights (as ``dtype`` when
+        given); queries the file does not carry are re-initialised from the
+        loaded text embedding."""
+        report = load_into(self, path, fmt, strict=strict, dtype=dtype)
         if "query" in report.initialised:
             self.init_queries()
         log.info("%s", report.summary())
