@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
+
 import click
 
 from ..errors import MPMError
@@ -65,8 +69,36 @@ def _add_commands() -> None:
 _add_commands()
 
 
+def is_mpm_warning(category: type[Warning]) -> bool:
+    """A warning class of MPM or one of its plugins (``mpm_framework``, ``mpm_interop``, ...)."""
+    return category.__module__.partition(".")[0].startswith("mpm_")
+
+
+@contextlib.contextmanager
+def tidy_warnings() -> Iterator[None]:
+    """MPM's own warnings (e.g. ``RemoteCodeWarning``) as one ``Warning: ...`` line
+    on stderr, without Python's ``file:line: Category:`` prefix: they speak to the
+    user, not to a developer. Other libraries' warnings keep Python's format."""
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if is_mpm_warning(category):
+            click.echo(f"Warning: {message}", err=True)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def main() -> None:
-    cli(prog_name="mpm")
+    # Only the console entry point: library callers and tests keep Python's
+    # warning machinery (pytest.warns, catch_warnings(record=True)).
+    with tidy_warnings():
+        cli(prog_name="mpm")
 
 
 if __name__ == "__main__":
