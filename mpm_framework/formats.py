@@ -2,8 +2,10 @@
 through the ``mpm_register_formats`` hook (torch-free: importers and exporters
 are ``"module:attr"`` strings resolved when a command runs).
 
-Kept beside the component registry rather than inside it: a format is not a
-stack component and has no config schema.
+Formats are the ``"format"`` kind of the plugin registry (``mpm_framework.registry``),
+so a broken plugin, a name two plugins claim and ``mpm plugins list`` are handled
+as for every other kind; this module turns those registrations into
+:class:`Format` objects that run the conversion.
 """
 
 from __future__ import annotations
@@ -38,41 +40,32 @@ class Format:
         return import_string(self.exporter)(Path(run_dir), Path(out), **options)
 
 
+def _from_registration(reg: Any) -> Format:
+    return Format(reg.name, reg.importer, reg.exporter, reg.description, reg.aliases, reg.plugin)
+
+
 def formats() -> dict[str, Format]:
     """Every registered format by name (aliases included). A plugin whose hook
-    raises contributes nothing; a name registered twice is an error naming both."""
-    from .plugins import get_plugin_manager
+    raises contributes nothing; a name two plugins claim is left out (looking
+    it up with :func:`get_format` is an error naming both)."""
+    from .plugins import get_registry
 
-    pm = get_plugin_manager()
-    hook = getattr(pm.hook, "mpm_register_formats", None)
+    registry = get_registry()
     found: dict[str, Format] = {}
-    if hook is None:
-        return found
-    for impl in hook.get_hookimpls():
-        made: list[Format] = []
-
-        def register(name: str, importer: str | None = None, exporter: str | None = None, *,
-                     description: str = "", aliases: tuple[str, ...] | list[str] = (),
-                     _made: list[Format] = made, _plugin: str = impl.plugin_name) -> None:
-            if not name or not (importer or exporter):
-                raise TypeError("register() needs a name and an importer or an exporter string")
-            _made.append(Format(name, importer, exporter, description, tuple(aliases), _plugin))
-
-        try:
-            impl.function(register=register)
-        except Exception:  # a broken plugin never takes the CLI down; `mpm plugins` reports it
-            continue
-        for fmt in made:
-            for key in (fmt.name, *fmt.aliases):
-                if key in found and found[key].plugin != fmt.plugin:
-                    raise DuplicateComponentError(
-                        f"format '{key}' is registered by plugin '{found[key].plugin}' and by '{fmt.plugin}'")
-                found[key] = fmt
+    for reg in registry.entries["format"].values():
+        for key in (reg.name, *reg.aliases):
+            if registry.conflict_for("format", key) is None:
+                found[key] = _from_registration(reg)
     return found
 
 
 def get_format(name: str, direction: str) -> Format:
     """The format ``name`` that supports ``direction`` ("import" or "export")."""
+    from .plugins import get_registry
+
+    conflict = get_registry().conflict_for("format", name)
+    if conflict is not None:
+        raise DuplicateComponentError(conflict.message())
     known = formats()
     usable = sorted({f.name for f in known.values() if (f.importer if direction == "import" else f.exporter)})
     if name not in known:

@@ -202,8 +202,9 @@ def get_registry() -> Registry:
                 if any(b.plugin == impl.plugin_name for b in broken):
                     continue
                 made: list[Registration] = []
+                registrar = _format_registrar if kind == "format" else _registrar
                 try:
-                    impl.function(register=_registrar(made, kind, impl.plugin_name))
+                    impl.function(register=registrar(made, kind, impl.plugin_name))
                 except Exception as exc:  # a broken plugin is reported, never fatal
                     broken.append(BrokenHook(impl.plugin_name, hook_name, _one_line(exc)))
                     continue
@@ -266,6 +267,38 @@ def _registrar(made: list[Registration], kind: str, plugin_name: str):
         )
 
     return register
+
+
+def _format_registrar(made: list[Registration], kind: str, plugin_name: str):
+    """``register(name, importer=..., exporter=..., description=..., aliases=...)``
+    of the ``mpm_register_formats`` hook (see ``mpm_framework.formats``)."""
+
+    def register(name: str, importer: str | None = None, exporter: str | None = None, *,
+                 description: str = "", aliases: tuple[str, ...] | list[str] = ()) -> None:
+        if not isinstance(name, str) or not name or not (importer or exporter):
+            raise TypeError("register() needs a name and an importer or an exporter string")
+        made.append(Registration(kind=kind, name=name, factory="", aliases=tuple(aliases), plugin=plugin_name,
+                                 description=description, importer=importer, exporter=exporter))
+
+    return register
+
+
+def plugin_commands() -> dict[str, list[str]]:
+    """Plugin name -> the ``mpm`` commands its ``mpm_register_commands`` adds
+    (asked on a scratch group, so this works whatever ``cli`` was built from;
+    a hook that raises adds nothing here and is reported by :func:`broken`)."""
+    import click
+
+    out: dict[str, list[str]] = {}
+    for impl in get_plugin_manager().hook.mpm_register_commands.get_hookimpls():
+        scratch = click.Group()
+        try:
+            impl.function(cli=scratch)
+        except Exception:
+            continue
+        if scratch.commands:
+            out[impl.plugin_name] = sorted(scratch.commands)
+    return out
 
 
 def components_by_plugin() -> dict[str, list[Registration]]:

@@ -20,12 +20,18 @@ from typing import Any
 
 from .errors import DuplicateComponentError, MPMError, UnknownComponentError, did_you_mean
 
+# kind -> the hook that registers it. Stack components, language packs, and what
+# else a plugin names by "module:attr" strings (toy-world grammars, checkpoint
+# formats): one registry, so discovery, broken-plugin isolation, name clashes and
+# `mpm plugins list` work the same for every kind.
 KINDS: dict[str, str] = {
     "llm": "mpm_register_llms",
     "vision": "mpm_register_vision_encoders",
     "connector": "mpm_register_connectors",
     "decoder": "mpm_register_image_decoders",
     "language": "mpm_register_languages",
+    "toy_grammar": "mpm_register_toy_grammars",  # name: a language code; factory(pack) -> ToyGrammar
+    "format": "mpm_register_formats",  # no factory: importer and/or exporter strings
 }
 
 
@@ -85,6 +91,14 @@ class Registration:
     plugin: str = "?"
     description: str = ""
     default_connector: str | None = None  # vision encoders: the connector to pair with by default
+    importer: str | None = None  # formats: "module:func" turning a checkpoint into a run folder
+    exporter: str | None = None  # formats: "module:func" writing a run folder in the format
+
+    def import_strings(self) -> list[tuple[str, str]]:
+        """``(role, "module:attr")`` for every import string this registration names."""
+        roles = (("factory", self.factory), ("config", self.config), ("importer", self.importer),
+                 ("exporter", self.exporter))
+        return [(role, path) for role, path in roles if path]
 
     def load_factory(self) -> Any:
         return self._load(self.factory, "factory")
@@ -108,9 +122,7 @@ class Registration:
         exist (found, not imported: no torch); ``deep`` imports them and checks
         the attributes too."""
         found = []
-        for what, path in (("factory", self.factory), ("config", self.config)):
-            if not path:
-                continue
+        for what, path in self.import_strings():
             module_name, attr = split_import_string(path)
             if not module_name or not attr:
                 found.append(f"{what} '{path}' is not of the form 'package.module:attribute'")

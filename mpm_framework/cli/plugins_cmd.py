@@ -21,6 +21,7 @@ def _report(check: bool) -> dict:
     registry_by_plugin = mpm_plugins.components_by_plugin()
     broken = mpm_plugins.broken()
     broken_names = {b.plugin for b in broken}
+    commands = mpm_plugins.plugin_commands()
     rows = []
     for name, info in mpm_plugins.INFO.items():
         comps = registry_by_plugin.get(name, [])
@@ -31,6 +32,7 @@ def _report(check: bool) -> dict:
             "builtin": info.builtin,
             "broken": name in broken_names,
             "components": [{"kind": r.kind, "name": r.name, "aliases": list(r.aliases)} for r in comps],
+            "commands": commands.get(name, []),
         })
     problems = [
         {"plugin": reg.plugin, "kind": reg.kind, "name": reg.name, "error": problem}
@@ -56,7 +58,9 @@ def _report(check: bool) -> dict:
               help="Also import every registered factory and config class (slow: imports torch) and exit "
                    "with status 1 when any plugin is broken or any registration is wrong.")
 def list_plugins(as_json: bool, check: bool) -> None:
-    """List plugins with their version and the components they register.
+    """List plugins with their version and what they register: components
+    (llm, vision, connector, decoder), language packs, toy grammars, checkpoint
+    formats and commands.
 
     Plugins that failed to load or whose registration hook raised are listed
     as broken (their components are dropped); names claimed twice keep the
@@ -74,18 +78,20 @@ def list_plugins(as_json: bool, check: bool) -> None:
 
 
 def _print_table(report: dict) -> None:
-    header = f"{'plugin':<30} {'version':<10} {'kind':<10} components"
+    header = f"{'plugin':<30} {'version':<10} {'kind':<12} names"
     click.echo(header)
     click.echo("-" * len(header))
     for row in report["plugins"]:
         by_kind: dict[str, list[str]] = {}
         for comp in row["components"]:
             by_kind.setdefault(comp["kind"], []).append(comp["name"])
+        if row["commands"]:
+            by_kind["command"] = row["commands"]
         kinds = sorted(by_kind) or ["-"]
         for i, kind in enumerate(kinds):
             label = row["plugin"] + (" (built-in)" if row["builtin"] else "") + (" (broken)" if row["broken"] else "")
             plugin_col = label if i == 0 else ""
-            click.echo(f"{plugin_col:<30} {row['version'] if i == 0 else '':<10} {kind:<10} "
+            click.echo(f"{plugin_col:<30} {row['version'] if i == 0 else '':<10} {kind:<12} "
                        f"{', '.join(by_kind.get(kind, []))}")
     warn = lambda text: click.secho(text, fg="yellow", err=True)  # noqa: E731
     for f in report["failed"]:

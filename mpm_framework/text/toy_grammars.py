@@ -15,41 +15,31 @@ from typing import Any
 from ..contracts.toy_grammar import NoToyGrammarError, ToyGrammar
 from ..errors import DuplicateComponentError
 
-_registered: tuple[Any, dict[str, str]] | None = None  # (plugin manager, code -> factory string)
-
 
 def registered_grammars() -> dict[str, str]:
     """Language code (and alias) -> factory import string, from every plugin's
-    ``mpm_register_toy_grammars`` (rebuilt when the plugins change)."""
-    global _registered
-    from ..plugins import get_plugin_manager, get_registry
+    ``mpm_register_toy_grammars`` (the ``"toy_grammar"`` kind of the plugin
+    registry; a code two plugins claim is left out: :func:`toy_grammar` reports it)."""
+    from ..plugins import get_registry
 
-    pm = get_plugin_manager()
-    registry = get_registry()  # rebuilt by register_plugin / unregister_plugin: our cache key
-    if _registered is not None and _registered[0] is registry:
-        return dict(_registered[1])
+    registry = get_registry()
     found: dict[str, str] = {}
-    owner: dict[str, str] = {}
-    for impl in pm.hook.mpm_register_toy_grammars.get_hookimpls():
-
-        def register(code: str, factory: str, *, aliases: tuple[str, ...] | list[str] = (),
-                     _plugin: str = impl.plugin_name) -> None:
-            for key in (code, *aliases):
-                if key in found and found[key] != factory:
-                    raise DuplicateComponentError(
-                        f"toy grammar for '{key}' registered twice: by {owner[key]} and by {_plugin}")
-                found[key], owner[key] = factory, _plugin
-
-        impl.function(register=register)
-    _registered = (registry, found)
-    return dict(found)
+    for reg in registry.entries["toy_grammar"].values():
+        for key in (reg.name, *reg.aliases):
+            if registry.conflict_for("toy_grammar", key) is None:
+                found[key] = reg.factory
+    return found
 
 
 def toy_grammar(pack: Any) -> ToyGrammar | None:
     """The pack's toy grammar: a registered one, else the pack itself if it
     defines the grammar methods, else None."""
+    from ..plugins import get_registry
     from ..registry import import_string
 
+    conflict = get_registry().conflict_for("toy_grammar", pack.code)
+    if conflict is not None:
+        raise DuplicateComponentError(conflict.message())
     factory = registered_grammars().get(pack.code)
     if factory is not None:
         grammar = import_string(factory)(pack)
