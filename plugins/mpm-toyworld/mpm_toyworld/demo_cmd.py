@@ -27,6 +27,13 @@ def _split(_ctx, _param, value: str | None) -> list[str] | None:
               help="Run directory: configs, checkpoints, predictions, results.md/.json/.png.")
 @click.option("--seed", "seeds", callback=_split, default=None,
               help="Seed(s), comma-separated (default: the profile's).")
+@click.option("--seeds", "n_seeds", type=int, default=None,
+              help="Number of seeds: 0..N-1 (instead of --seed); with --sweep, every point runs them all.")
+@click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2,...",
+              help="Sweep a profile setting over values (repeatable: the grid of all combinations). Each "
+                   "point is a demo run in <out>/points/; <out>/sweep.json holds every point's settings, "
+                   "results with 95% CIs and the command that re-runs it; <out>/plots/ a line plot per "
+                   "metric and language.")
 @click.option("--conditions", callback=_split, default=None,
               help="Subset of conditions: mpm, mpm-cal0, no-pivot, native (default: all).")
 @click.option("--workers", type=int, default=None,
@@ -40,9 +47,13 @@ def _split(_ctx, _param, value: str | None) -> list[str] | None:
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run in --out: jobs it finished (pivots, alignments, "
                    "conditions) are kept.")
-@click.option("--quiet", is_flag=True, help="No per-step progress bars.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--verbose", is_flag=True,
+              help="Show every job's output (step bars, parameter tables, library messages) and the full "
+                   "report on the terminal instead of only the job graph's progress and the headline table "
+                   "(the output is otherwise in each seed's logs/ folder).")
 @click.argument("overrides", nargs=-1)
-def demo(profile, langs, out, seeds, conditions, workers, threads, paint, resume, quiet,
+def demo(profile, langs, out, seeds, n_seeds, sweeps, conditions, workers, threads, paint, resume, quiet, verbose,
          overrides) -> None:
     """Run the whole MPM experiment on the toy world (the mpm-toyworld plugin).
 
@@ -72,6 +83,12 @@ def demo(profile, langs, out, seeds, conditions, workers, threads, paint, resume
             prof = prof.replace(seeds=[int(s) for s in seeds])
         except ValueError:
             raise MPMError(f"--seed takes integers, got {','.join(seeds)}") from None
+    if n_seeds is not None:
+        if seeds:
+            raise MPMError("give either --seed (a list) or --seeds N, not both")
+        if n_seeds < 1:
+            raise MPMError("--seeds must be at least 1")
+        prof = prof.replace(seeds=list(range(n_seeds)))
     from .experiment import CONDITIONS, Demo, DemoSettings
     from .packs import installed_targets
 
@@ -83,18 +100,27 @@ def demo(profile, langs, out, seeds, conditions, workers, threads, paint, resume
             click.echo(f"not in the demo (no toy grammar): {', '.join(skipped)}", err=True)
     if "en" in targets:
         targets = [c for c in targets if c != "en"]
-    import os
+    from .console import available_cores, limit_threads, threads_per_worker
 
-    cpus = os.cpu_count() or 1
+    cores = available_cores()
     if workers is None:
-        workers = max(1, min(cpus, 2 * len(prof.seeds), 8))
+        workers = max(1, min(cores, 2 * len(prof.seeds), 8))
     if workers < 1 or (threads is not None and threads < 1):
         raise MPMError("--workers and --threads must be at least 1")
-    threads = threads or max(1, cpus // workers)
+    threads = threads or threads_per_worker(workers, cores)
     if workers == 1:
-        import torch
+        limit_threads(threads)
+    if sweeps:
+        from .sweep import run_sweep
 
-        torch.set_num_threads(threads)
+        if paint:
+            raise MPMError("--paint runs with a single demo, not with --sweep")
+        run_sweep(profile=get_profile(profile), profile_name=profile, overrides=list(overrides),
+                  sweeps=list(sweeps), seeds=list(prof.seeds), langs=targets,
+                  out=Path("runs/sweep") if out == Path("runs/demo") else out, conditions=conditions,
+                  workers=workers, threads=threads, resume=resume, progress=not quiet, verbose=verbose,
+                  log=click.echo)
+        return
     command = ["mpm", "demo"]
     if profile != "quick":
         command += ["--profile", profile]
@@ -104,6 +130,8 @@ def demo(profile, langs, out, seeds, conditions, workers, threads, paint, resume
         command += ["--out", str(out)]
     if seeds:
         command += ["--seed", ",".join(seeds)]
+    if n_seeds is not None:
+        command += ["--seeds", str(n_seeds)]
     if conditions:
         command += ["--conditions", ",".join(conditions)]
     if paint:
@@ -112,6 +140,6 @@ def demo(profile, langs, out, seeds, conditions, workers, threads, paint, resume
     settings = DemoSettings(
         profile=prof, langs=targets, out=out, conditions=conditions or list(CONDITIONS),
         progress=not quiet, workers=workers, threads=threads, paint=paint, resume=resume,
-        command=shlex.join(command),
+        command=shlex.join(command), verbose=verbose,
     )
     Demo(settings).run()

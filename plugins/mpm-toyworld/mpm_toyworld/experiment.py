@@ -63,6 +63,7 @@ class DemoSettings:
     paint: bool = False  # also run the toy paint experiment with the pretrained MPM pivot
     resume: bool = False  # keep the jobs an earlier run of the same settings finished
     threads: int | None = None  # torch threads per worker process
+    verbose: bool = False  # jobs' output and per-step bars on the terminal instead of per-job logs
 
     def replace_progress(self, progress: bool) -> DemoSettings:
         import dataclasses
@@ -162,6 +163,23 @@ class Demo:
         self.timings: dict[str, float] = {}
 
     # -- helpers -------------------------------------------------------------------
+    def _note(self, message: str, bar: Any = None) -> None:
+        """A line of the run's log (``<out>/demo.log``); on the terminal with --verbose."""
+        line = f"[demo {time.strftime('%H:%M:%S')}] {message}"
+        self.s.out.mkdir(parents=True, exist_ok=True)
+        with open(self.s.out / "demo.log", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+        if self.s.verbose:
+            _log(message, bar)
+
+    def _quietly(self, log: Path):
+        """Output of the block into ``log`` unless --verbose."""
+        import contextlib
+
+        from .console import redirected
+
+        return contextlib.nullcontext() if self.s.verbose else redirected(log)
+
     def _timed(self, key: str, fn: Callable[[], Any]) -> Any:
         start = time.time()
         try:
@@ -311,6 +329,14 @@ class Demo:
         return score_probe(items, responses, self.packs)
 
     # -- jobs -----------------------------------------------------------------------------
+    def scene_scores(self) -> dict[str, list[dict[str, dict[str, list[float]]]]]:
+        """Per-scene scores of every condition, one entry per seed (from the
+        predictions each evaluation wrote): what the confidence intervals resample."""
+        from .stats import read_scene_scores
+
+        return {c: [read_scene_scores(self.seed_dir(seed) / "conditions" / c / "eval" / "predictions.jsonl")
+                    for seed in self.profile.seeds] for c in self.s.conditions}
+
     def seed_dir(self, seed: int) -> Path:
         return self.s.out / f"seed{seed}"
 
@@ -335,7 +361,15 @@ class Demo:
         return jobs
 
     def run_job(self, job: Job) -> dict[str, Any]:
-        """Run one job (in this process); returns what the report needs."""
+        """Run one job (in this process; its output into the job's log file
+        unless --verbose); returns what the report needs."""
+        with self._quietly(self.job_log(job)):
+            return self._run_job(job)
+
+    def job_log(self, job: Job) -> Path:
+        return self.seed_dir(job.seed) / "logs" / f"{job.kind}-{job.name}.log"
+
+    def _run_job(self, job: Job) -> dict[str, Any]:
         p, out = self.profile, self.seed_dir(job.seed)
         started = time.time()
         result: dict[str, Any] = {}
@@ -382,14 +416,15 @@ class Demo:
                     del pending[job.id]
             if results:
                 _log(f"resume: {len(results)} of {len(jobs)} jobs already done in {self.s.out}")
-        bar = tqdm(total=len(jobs), initial=len(results), desc="demo", unit="job", dynamic_ncols=True,
-                   disable=not self.s.progress, position=0)
+        # the one progress display of the run: jobs of the graph (step bars live in the job logs)
+        bar = tqdm(total=len(jobs), initial=len(results), desc=f"demo {self.s.out.name}", unit="job",
+                   dynamic_ncols=True, disable=not self.s.progress, position=0)
 
         def finished(job: Job, result: dict[str, Any]) -> None:
             results[job.id] = result
             self.timings[job.timing_key] = result["elapsed_s"]
             bar.update(1)
-            _log(f"done {job.describe(self.profile)} in {result['elapsed_s']:.0f} s", bar)
+            self._note(f"done {job.describe(self.profile)} in {result['elapsed_s']:.0f} s", bar)
 
         def ready() -> list[Job]:
             return sorted((j for j in pending.values() if all(d in results for d in j.deps)), key=Job.priority)
@@ -399,7 +434,7 @@ class Demo:
                 while pending:
                     job = ready()[0]
                     del pending[job.id]
-                    _log(f"start {job.describe(self.profile)}", bar)
+                    self._note(f"start {job.describe(self.profile)}", bar)
                     finished(job, self.run_job(job))
                 return results
             import concurrent.futures as cf
@@ -408,13 +443,14 @@ class Demo:
             context = multiprocessing.get_context("spawn")
             with cf.ProcessPoolExecutor(self.s.workers, mp_context=context, initializer=_init_worker,
                                         initargs=(self.s, self.s.threads or 1)) as pool:
+                # workers start with their own torch pools: no thread oversubscription
                 running: dict[cf.Future, Job] = {}
                 while pending or running:
                     for job in ready():
                         if len(running) >= self.s.workers:
                             break
                         del pending[job.id]
-                        _log(f"start {job.describe(self.profile)}", bar)
+                        self._note(f"start {job.describe(self.profile)}", bar)
                         running[pool.submit(_run_in_worker, job)] = job
                     done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
                     for future in done:
@@ -450,24 +486,27 @@ class Demo:
         started = time.time()
         self.s.out.mkdir(parents=True, exist_ok=True)
         settings = {"profile": asdict(self.profile), "langs": self.langs, "conditions": self.s.conditions,
-                    "workers": self.s.workers, "command": self.s.command}
+                    "workers": self.s.workers, "threads": self.s.threads, "command": self.s.command}
         self._check_resume(settings)
         _write_json(self.s.out / "settings.json", settings)
         _log(f"profile '{self.profile.name}', languages en + {', '.join(self.langs)}, seeds "
              f"{self.profile.seeds}, conditions {', '.join(self.s.conditions)}, {self.s.workers} worker "
-             f"process(es); writing to {self.s.out}")
+             f"process(es) x {self.s.threads or _torch_threads()} thread(s); writing to {self.s.out}"
+             + ("" if self.s.verbose else " (job output in its logs/ folders; --verbose shows it)"))
         for seed in self.profile.seeds:
             self.seed_dir(seed).mkdir(parents=True, exist_ok=True)
             if self.s.resume and (self.seed_dir(seed) / "pivot-init" / "config.json").is_file():
                 continue
-            self._timed("pivot-init", lambda sd=seed: self.init_pivot(self.seed_dir(sd), sd))
+            with self._quietly(self.seed_dir(seed) / "logs" / "pivot-init.log"):
+                self._timed("pivot-init", lambda sd=seed: self.init_pivot(self.seed_dir(sd), sd))
         if self.profile.export_records > 0:
             from .export import export_data
 
             seed = self.profile.seeds[0]
-            self._timed("export", lambda: export_data(
-                self.packs, self.langs, self.s.out / "data", self.profile.export_records, seed,
-                self.profile.calibration_share, self.profile.image_size))
+            with self._quietly(self.s.out / "logs" / "export.log"):
+                self._timed("export", lambda: export_data(
+                    self.packs, self.langs, self.s.out / "data", self.profile.export_records, seed,
+                    self.profile.calibration_share, self.profile.image_size))
         jobs = self.plan()
         results = self._execute(jobs)
         per_seed = []
@@ -482,21 +521,35 @@ class Demo:
             _write_json(self.seed_dir(seed) / "results.json", seed_result)
             per_seed.append(seed_result)
         summary = aggregate(per_seed, list(self.packs), self.s.conditions)
+        from .report import headline, intervals
+
+        scenes = self.scene_scores()
+        summary["ci"] = intervals(scenes, list(self.packs))
+        summary["headline"] = headline(scenes, list(self.packs))
+        from .console import available_cores
+
         summary.update(
             profile=self.profile.name, settings=settings, command=self.s.command,
             timings_s=self.timings, total_s=round(time.time() - started, 1),
             environment={"python": platform.python_version(), "cpus": os.cpu_count(),
-                         "workers": self.s.workers, "torch_threads": _torch_threads()},
+                         "cores_available": available_cores(), "workers": self.s.workers,
+                         "threads_per_worker": self.s.threads or _torch_threads(),
+                         "torch_threads": _torch_threads()},
             conditions_described={c: CONDITIONS[c].description for c in self.s.conditions},
         )
-        write_report(summary, self.s.out)
+        paths = write_report(summary, self.s.out, echo=self.s.verbose)
         from .integrity import check_run
 
         problems = check_run(self.s.out)
         if problems:
             raise MPMError("the demo run is incomplete:\n  " + "\n  ".join(problems))
-        _log(f"all stages ran, every metric is in [0, 1]; {self.s.out / 'results.md'} "
-             f"({summary['total_s']:.0f} s)")
+        if not self.s.verbose:  # the run ends with its headline and where the rest is
+            from .report import headline_markdown, main_table
+
+            print(headline_markdown(summary["headline"], self.profile.eval_scenes, len(self.profile.seeds))
+                  or main_table(summary), flush=True)
+        print(f"report: {paths['markdown']} (all tables; {paths['chart'].name}, {paths['json'].name} beside it; "
+              f"{summary['total_s']:.0f} s)", flush=True)
         if self.s.paint:
             summary["paint"] = self.run_paint()
         return summary
@@ -561,11 +614,13 @@ _WORKER: Demo | None = None
 
 
 def _init_worker(settings: DemoSettings, threads: int) -> None:
-    import torch
+    from .console import limit_threads, redirected
 
     global _WORKER
-    torch.set_num_threads(threads)
-    _WORKER = Demo(settings.replace_progress(False))
+    if not settings.verbose:  # import-time chatter (DeepSpeed's accelerator note...) into a log
+        redirected(settings.out / "logs" / f"worker-{os.getpid()}.log").__enter__()
+    limit_threads(threads)
+    _WORKER = Demo(settings.replace_progress(settings.verbose and settings.progress))
 
 
 def _run_in_worker(job: Job) -> dict[str, Any]:

@@ -10,6 +10,11 @@ from typing import Any
 
 from .scoring import DIAGNOSTICS, METRICS
 
+# The headline comparison: MPM against its lower and upper bounds.
+HEADLINE_CONDITIONS = ("mpm", "no-pivot", "native")
+HEADLINE_METRICS = ("vqa_acc", "caption_f1")
+HEADLINE_DIFFS = (("mpm", "no-pivot"), ("mpm", "native"))
+
 TITLES = {
     "caption_f1": "Caption attribute F1",
     "vqa_acc": "VQA accuracy",
@@ -87,6 +92,95 @@ def check_targets(table: dict[str, Any], targets: list[str]) -> list[dict[str, A
     return [r for r in rows if r["value"] is not None or r["target"].startswith("lang_rate")]
 
 
+def intervals(scenes: dict[str, list[dict[str, dict[str, list[float]]]]], langs: list[str],
+              seed: int = 0) -> dict[str, Any]:
+    """95% CIs of every condition's metrics (bootstrap over held-out scenes and
+    seeds). ``scenes[cond]`` holds one :func:`stats.scene_scores` per seed."""
+    from .stats import SCENE_METRICS, bootstrap_mean
+
+    return {cond: {lang: {m: bootstrap_mean([s[lang][m] for s in per_seed if lang in s], seed=seed).to_json()
+                          for m in SCENE_METRICS} for lang in langs}
+            for cond, per_seed in scenes.items()}
+
+
+def headline(scenes: dict[str, list[dict[str, dict[str, list[float]]]]], langs: list[str],
+             seed: int = 0) -> list[dict[str, Any]]:
+    """mpm vs no-pivot vs native per target language, VQA and caption F1: each
+    with its 95% CI, and the differences with a paired bootstrap CI over the
+    held-out scenes (and seeds); ``significant`` when the CI excludes 0."""
+    from .stats import bootstrap_mean, paired_difference
+
+    rows: list[dict[str, Any]] = []
+    for lang in langs:
+        if lang == "en":
+            continue
+        for metric in HEADLINE_METRICS:
+            def sample(cond: str, lang: str = lang, metric: str = metric) -> list[list[float]] | None:
+                per_seed = scenes.get(cond)
+                return None if per_seed is None else [s[lang][metric] for s in per_seed]
+
+            row: dict[str, Any] = {"lang": lang, "metric": metric, "values": {}, "diffs": {}}
+            for cond in HEADLINE_CONDITIONS:
+                if sample(cond) is not None:
+                    row["values"][cond] = bootstrap_mean(sample(cond), seed=seed).to_json()
+            for a, b in HEADLINE_DIFFS:
+                if sample(a) is not None and sample(b) is not None:
+                    diff = paired_difference(sample(a), sample(b), seed=seed)
+                    row["diffs"][f"{a} - {b}"] = {**diff.to_json(), "significant": diff.significant}
+            rows.append(row)
+    return rows
+
+
+def _ci_cell(value: dict[str, Any] | None) -> str:
+    if not value or value.get("mean") is None:
+        return "–"
+    return f"{value['mean']:.2f} [{value['low']:.2f}, {value['high']:.2f}]"
+
+
+def _diff_cell(diff: dict[str, Any] | None) -> str:
+    if not diff or diff.get("mean") is None:
+        return "–"
+    if diff["significant"]:
+        return f"**{diff['mean']:+.2f}** [{diff['low']:+.2f}, {diff['high']:+.2f}]"
+    # no bare number where the data cannot tell the conditions apart
+    return f"not significant (CI {diff['low']:+.2f} to {diff['high']:+.2f})"
+
+
+def headline_markdown(rows: list[dict[str, Any]], scenes: int, seeds: int) -> str:
+    """The headline table: values with 95% CIs, differences marked significant or not."""
+    if not rows:
+        return ""
+    conds = [c for c in HEADLINE_CONDITIONS if any(c in r["values"] for r in rows)]
+    diffs = [f"{a} - {b}" for a, b in HEADLINE_DIFFS if any(f"{a} - {b}" in r["diffs"] for r in rows)]
+    lines = [
+        "### Headline: mpm vs no-pivot vs native",
+        "",
+        f"Mean with 95% CI (bootstrap over {scenes} held-out scenes"
+        + (f" and {seeds} seeds" if seeds > 1 else "") + "); differences with a paired bootstrap over "
+        "the same scenes, in bold where the CI excludes 0.",
+        "",
+        "| lang | metric | " + " | ".join(conds + diffs) + " |",
+        "|---|---|" + "---|" * (len(conds) + len(diffs)),
+    ]
+    for r in rows:
+        cells = [_ci_cell(r["values"].get(c)) for c in conds] + [_diff_cell(r["diffs"].get(d)) for d in diffs]
+        lines.append(f"| {r['lang']} | {r['metric']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main_table(summary: dict[str, Any]) -> str:
+    """Caption F1 and VQA accuracy per condition and language (the console's
+    table when the headline conditions were not all run)."""
+    langs, table, seeds = summary["langs"], summary["table"], len(summary["seeds"])
+    lines = ["| condition | metric | " + " | ".join(langs) + " |", "|---|---|" + "---|" * len(langs)]
+    for cond, per_lang in table.items():
+        for metric in HEADLINE_METRICS:
+            lines.append(f"| {cond} | {metric} | "
+                         + " | ".join(_cell(per_lang[lang][metric], seeds) for lang in langs) + " |")
+    return "\n".join(lines)
+
+
 def _cell(stats: dict[str, Any], seeds: int) -> str:
     mean = stats.get("mean", float("nan"))
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
@@ -108,6 +202,12 @@ def to_markdown(summary: dict[str, Any]) -> str:
         "Conditions: " + "; ".join(f"**{c}** — {d}" for c, d in summary["conditions_described"].items()) + ".",
         "",
     ]
+    env = summary.get("environment", {})
+    if "threads_per_worker" in env:
+        lines += [f"Workers: {env['workers']} process(es) × {env['threads_per_worker']} torch thread(s) on "
+                  f"{env.get('cores_available', '?')} available core(s).", ""]
+    if summary.get("headline"):
+        lines.append(headline_markdown(summary["headline"], summary["settings"]["profile"]["eval_scenes"], seeds))
     for metric in (*METRICS, *DIAGNOSTICS):
         lines += [f"### {TITLES[metric]}", "", "| condition | " + " | ".join(langs) + " |",
                   "|---|" + "---|" * len(langs)]
@@ -167,16 +267,18 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(summary: dict[str, Any], out: Path) -> dict[str, Path]:
-    """``results.md``, ``results.json`` and ``results.png`` in ``out``; prints the table."""
+def write_report(summary: dict[str, Any], out: Path, echo: bool = True) -> dict[str, Path]:
+    """``results.md``, ``results.json`` and ``results.png`` in ``out``; prints
+    the tables unless ``echo`` is false."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": out / "results.md", "json": out / "results.json", "chart": out / "results.png"}
     markdown = to_markdown(summary)
     paths["markdown"].write_text(markdown + "\n", encoding="utf-8")
     paths["json"].write_text(json.dumps(_clean(summary), indent=2, ensure_ascii=False), encoding="utf-8")
     plot(summary, paths["chart"])
-    print(markdown, flush=True)
-    print("\n".join(f"{k}: {v}" for k, v in paths.items()), flush=True)
+    if echo:
+        print(markdown, flush=True)
+        print("\n".join(f"{k}: {v}" for k, v in paths.items()), flush=True)
     return paths
 
 

@@ -1,0 +1,110 @@
+"""``mpm demo --sweep``: the grid, what is recorded, resume, and the console of a run."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+from click.testing import CliRunner
+from mpm_toyworld.profiles import get_profile
+from mpm_toyworld.sweep import expand_grid, parse_sweeps, point_name
+
+from mpm_framework.cli.main import cli
+from mpm_framework.errors import ConfigError
+
+# the micro profile: every stage runs, a handful of steps each
+MICRO = ["pretrain_steps=3", "align_steps=2", "instruct_steps=2", "corpus_documents=80", "align_samples=32",
+         "instruct_samples=32", "eval_scenes=3", "probe_scenes=0", "pretrain_batch=8", "align_batch=8",
+         "instruct_batch=8", "max_new_tokens=6", "export_records=0"]
+
+
+def test_grid_expansion_and_checks():
+    quick = get_profile("quick")
+    axes = parse_sweeps(["calibration_share=0,0.02", "llm_layers=1,2,3"], quick)
+    assert axes == [("calibration_share", ["0", "0.02"]), ("llm_layers", ["1", "2", "3"])]
+    grid = expand_grid(axes)
+    assert len(grid) == 6 and grid[0] == {"calibration_share": "0", "llm_layers": "1"}
+    assert grid[-1] == {"calibration_share": "0.02", "llm_layers": "3"}
+    assert point_name(grid[1]) == "calibration_share=0,llm_layers=2"
+    assert expand_grid([]) == [{}]
+    for bad, message in [(["calibraton_share=0"], "Did you mean 'calibration_share'"),
+                         (["llm_layers=1,two"], "expects int"), (["seeds=0,1"], "--seeds N"),
+                         (["llm_layers"], "KEY=V1,V2"), (["llm_layers=1", "llm_layers=2"], "twice"),
+                         (["llm_layers=1,1"], "listed twice")]:
+        with pytest.raises(ConfigError, match=message):
+            parse_sweeps(bad, quick)
+
+
+def _sweep(out, *extra):
+    return CliRunner().invoke(cli, ["demo", "--langs", "de", "--out", str(out), "--workers", "1", "--threads", "1",
+                                    "--quiet", "--conditions", "mpm,no-pivot", "--seeds", "1",
+                                    "--sweep", "instruct_steps=1,2", *extra, *MICRO])
+
+
+def test_sweep_records_every_point_and_resumes(tmp_path, packs):
+    out = tmp_path / "sweep"
+    result = _sweep(out)
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    assert record["grid"] == [{"key": "instruct_steps", "values": ["1", "2"]}] and record["seeds"] == [0]
+    assert [p["point"] for p in record["points"]] == [{"instruct_steps": "1"}, {"instruct_steps": "2"}]
+    first = record["points"][0]
+    assert first["settings"]["instruct_steps"] == 1 and first["settings"]["pretrain_steps"] == 3
+    assert first["status"] == "ran"
+    ci = first["ci"]["mpm"]["de"]["caption_f1"]
+    assert ci["low"] <= ci["mean"] <= ci["high"] and ci["n"] == 3
+    assert first["table"]["mpm"]["de"]["caption_f1"]["mean"] == pytest.approx(ci["mean"])
+    for metric in ("caption_f1", "vqa_acc", "lang_rate"):
+        for lang in ("en", "de"):
+            assert (out / "plots" / f"{metric}-{lang}.png").read_bytes()[:4] == b"\x89PNG"
+
+    # the recorded command re-runs that point alone, in its folder (here: nothing left to do)
+    args = shlex.split(first["command"])
+    assert args[:2] == ["mpm", "demo"] and "instruct_steps=1" in args and first["out"] in args
+    alone = CliRunner().invoke(cli, [*args[1:], "--resume", "--workers", "1", "--quiet"])
+    assert alone.exit_code == 0, alone.output
+    assert "resume: 6 of 6 jobs already done" in alone.output
+
+    # --resume: finished points are kept, not run again
+    stamp = (out / "points" / "instruct_steps=2" / "results.json").stat().st_mtime_ns
+    again = _sweep(out, "--resume")
+    assert again.exit_code == 0, again.output
+    assert again.output.count("finished earlier, kept") == 2
+    assert (out / "points" / "instruct_steps=2" / "results.json").stat().st_mtime_ns == stamp
+    assert [p["status"] for p in json.loads((out / "sweep.json").read_text())["points"]] == ["kept", "kept"]
+
+    # other base settings: refused, nothing overwritten
+    changed = CliRunner().invoke(cli, ["demo", "--langs", "de", "--out", str(out), "--workers", "1", "--quiet",
+                                       "--conditions", "mpm,no-pivot", "--seeds", "1", "--resume",
+                                       "--sweep", "instruct_steps=1,2", *MICRO, "align_steps=3"])
+    assert changed.exit_code != 0 and "other overrides" in changed.output and "Traceback" not in changed.output
+    # a point folder whose run used other settings: refused with what to do
+    settings = out / "points" / "instruct_steps=1" / "settings.json"
+    data = json.loads(settings.read_text())
+    data["profile"]["eval_scenes"] = 99
+    settings.write_text(json.dumps(data))
+    tampered = _sweep(out, "--resume")
+    assert tampered.exit_code != 0 and "remove that folder to recompute it" in tampered.output
+    assert (out / "points" / "instruct_steps=2" / "results.json").stat().st_mtime_ns == stamp
+
+
+def test_console_shows_the_job_graph_and_ends_with_the_headline(tmp_path, packs):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["demo", "--langs", "de", "--out", str(out), "--workers", "1",
+                                      "--threads", "1", *MICRO])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "trainable set" not in text and "stage '" not in text  # per-stage tables are in the job logs
+    assert "trainable set" in (out / "seed0" / "logs" / "instruct-mpm.log").read_text(encoding="utf-8")
+    tail = text.strip().splitlines()
+    assert tail[-1].startswith(f"report: {out / 'results.md'}")
+    assert "### Headline: mpm vs no-pivot vs native" in text and "| de | vqa_acc |" in text
+    assert "1 worker process(es) x 1 thread(s)" in text
+    assert "Workers: 1 process(es) × 1 torch thread(s)" in (out / "results.md").read_text(encoding="utf-8")
+    summary = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert summary["environment"]["threads_per_worker"] == 1 and summary["environment"]["cores_available"] >= 1
+    # --verbose brings the detail back
+    loud = CliRunner().invoke(cli, ["demo", "--langs", "de", "--out", str(out), "--workers", "1", "--threads", "1",
+                                    "--verbose", "--resume", "--quiet", *MICRO])
+    assert loud.exit_code == 0 and "### VQA accuracy" in loud.output
