@@ -61,7 +61,7 @@ def mpm_register_formats(register) -> None:
     description=..., aliases=[...])`` (either side may be omitted).
 
     ``importer(path, out, **options) -> Path`` turns a released checkpoint into a
-    run folder that ``load_run`` loads; ``exporter(run_dir, out, **options) ->
+    run folder that ``composition.load_stack`` loads; ``exporter(run_dir, out, **options) ->
     Path`` writes a run folder in the format. Both are import strings, resolved
     only when the command runs (``mpm --help`` stays torch-free)."""
 
