@@ -15,18 +15,35 @@ CHAT_HELP = """\
 /quit         leave"""
 
 
+MODEL_DEFAULT = "the model's own default (its generation_defaults), else"
+
+
 def generation_options(func):
-    """Decoding options shared by ``chat`` and ``eval``."""
+    """Decoding options shared by ``chat`` and ``eval``. Every default is None
+    ("not set"): an option the user leaves out takes the LLM's
+    ``generation_defaults`` (VisCPM's beam 3, penalty 1.1, ...), then
+    GenerationConfig's default; the help names both."""
     options = [
-        click.option("--max-new-tokens", type=int, default=256, show_default=True, help="Longest answer in tokens."),
-        click.option("--beams", "num_beams", type=int, default=1, show_default=True,
-                     help="Beam search width (VisCPM decodes with 3)."),
-        click.option("--sample/--greedy", "do_sample", default=False, help="Sample instead of greedy/beam."),
-        click.option("--temperature", type=float, default=1.0, show_default=True),
-        click.option("--top-k", type=int, default=0, help="Sample among the k most likely tokens (0: all)."),
-        click.option("--top-p", type=float, default=1.0, help="Nucleus sampling mass."),
-        click.option("--repetition-penalty", type=float, default=1.0, show_default=True,
-                     help="> 1 discourages repeats (VisCPM uses 1.1)."),
+        click.option("--max-new-tokens", type=int, default=None,
+                     help=f"Longest answer in tokens. Default: {MODEL_DEFAULT} 128."),
+        click.option("--beams", "num_beams", type=int, default=None,
+                     help=f"Beam search width. Default: {MODEL_DEFAULT} 1 (VisCPM's cpm-bee: 3)."),
+        click.option("--sample/--greedy", "do_sample", default=None,
+                     help=f"Sample instead of greedy/beam. Default: {MODEL_DEFAULT} greedy."),
+        click.option("--temperature", type=float, default=None,
+                     help=f"Sampling temperature. Default: {MODEL_DEFAULT} 1.0."),
+        click.option("--beam-temperature", type=float, default=None,
+                     help=f"Beam search divides logits by this. Default: {MODEL_DEFAULT} 1.0 (cpm-bee: 0.7)."),
+        click.option("--top-k", type=int, default=None,
+                     help=f"Sample among the k most likely tokens (0: all). Default: {MODEL_DEFAULT} 0."),
+        click.option("--top-p", type=float, default=None, help=f"Nucleus sampling mass. Default: {MODEL_DEFAULT} 1.0."),
+        click.option("--repetition-penalty", type=float, default=None,
+                     help=f"> 1 discourages repeats. Default: {MODEL_DEFAULT} 1.0 (cpm-bee: 1.1)."),
+        click.option("--repetition-scope", type=click.Choice(["all", "generated"]), default=None,
+                     help="Tokens the repetition penalty looks at: the prompt and the answer (all), or the "
+                          f"answer only (generated). Default: {MODEL_DEFAULT} all (cpm-bee: generated)."),
+        click.option("--length-penalty", type=float, default=None,
+                     help=f"Beam score exponent on the length. Default: {MODEL_DEFAULT} 1.0 (cpm-bee: 3)."),
         click.option("--stop", "stop_strings", multiple=True, help="Stop when the answer contains this (repeatable)."),
         click.option("--seed", type=int, default=None, help="Sampling seed."),
         click.option("--device", default=None, help="Run on this torch device (e.g. cuda, cuda:1)."),
@@ -38,16 +55,17 @@ def generation_options(func):
     return func
 
 
-GENERATION_KEYS = ("max_new_tokens", "num_beams", "do_sample", "temperature", "top_k", "top_p",
-                   "repetition_penalty", "stop_strings", "seed")
+GENERATION_KEYS = ("max_new_tokens", "num_beams", "do_sample", "temperature", "beam_temperature", "top_k",
+                   "top_p", "repetition_penalty", "repetition_scope", "length_penalty", "stop_strings", "seed")
 
 
 def generation_kwargs(options: dict[str, Any]) -> dict[str, Any]:
+    """The decoding options the user set; None for the ones left to the model."""
     kwargs = {k: options[k] for k in GENERATION_KEYS}
-    kwargs["stop_strings"] = tuple(kwargs["stop_strings"])
+    kwargs["stop_strings"] = tuple(kwargs["stop_strings"]) or None
     from ..inference.generation import GenerationConfig
 
-    GenerationConfig.from_kwargs(**kwargs)  # validate before any model is built
+    GenerationConfig.from_kwargs(**kwargs)  # validate what was given before any model is built
     return kwargs
 
 

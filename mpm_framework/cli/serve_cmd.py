@@ -31,8 +31,9 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
               help="Requests decoded together (continuous batching).")
 @click.option("--max-queue", type=click.IntRange(1), default=64, show_default=True,
               help="Requests waiting for a batch row; beyond it: 429 with Retry-After.")
-@click.option("--max-tokens", "default_max_tokens", type=click.IntRange(1), default=256, show_default=True,
-              help="Answer length when a request gives no max_tokens.")
+@click.option("--max-tokens", "default_max_tokens", type=click.IntRange(1), default=None,
+              help="Answer length when a request gives no max_tokens. Default: the model's own default "
+                   "(its generation_defaults; cpm-bee: 512), else 256.")
 @click.option("--cache-mb", type=click.IntRange(1), default=256, show_default=True,
               help="Memory for cached image encodings (least recently used dropped first).")
 @click.option("--grace", type=click.FloatRange(0), default=30.0, show_default=True,

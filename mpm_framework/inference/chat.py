@@ -29,6 +29,7 @@ from .generation import (
     decode_answer,
     end_token_ids,
     iter_generate,
+    model_generation_config,
 )
 from .streaming import TextStream
 
@@ -181,9 +182,11 @@ def _inference(stack):
         stack.train(was_training)
 
 
-def _config(generation: dict[str, Any]) -> GenerationConfig:
+def _config(stack, generation: dict[str, Any]) -> GenerationConfig:
+    """The caller's options over the LLM's ``generation_defaults`` (an option
+    passed as None counts as not set; a whole ``generation_config`` sets all)."""
     base = generation.pop("generation_config", None)
-    return GenerationConfig.from_kwargs(base, **generation)
+    return model_generation_config(stack.llm, base, **generation)
 
 
 def chat(stack, image: ImageInput, question: str, history: History | None = None,
@@ -192,10 +195,11 @@ def chat(stack, image: ImageInput, question: str, history: History | None = None
 
     ``image`` may be None on later turns (the conversation's image stays) or for
     a text-only question. ``generation`` takes :class:`GenerationConfig` fields
-    or ``generation_config=GenerationConfig(...)``. A conversation longer than
+    (those not given come from the LLM's ``generation_defaults``, then the
+    dataclass defaults) or ``generation_config=GenerationConfig(...)``. A conversation longer than
     the context window raises :class:`ContextLengthError`, or with
     ``truncate_history`` loses its oldest turns (with a warning)."""
-    config = _config(generation)
+    config = _config(stack, generation)
     with _inference(stack):
         prepared = _prepare(stack, image, question, history)
         prepared.turns, encoding, config = fit_context(stack, prepared.turns, config, truncate_history)
@@ -270,7 +274,7 @@ class ChatStream:
 def stream_chat(stack, image: ImageInput, question: str, history: History | None = None,
                 truncate_history: bool = False, **generation: Any) -> ChatStream:
     """Like :func:`chat`, yielding the answer in pieces as it is generated."""
-    return ChatStream(stack, image, question, history, _config(generation), truncate_history)
+    return ChatStream(stack, image, question, history, _config(stack, generation), truncate_history)
 
 
 def generate_batch(
@@ -284,7 +288,7 @@ def generate_batch(
     """Single-turn answers for many (image, question) pairs, ``batch_size`` at a
     time with left padding. ``images`` entries may be None (text-only);
     ``images=None`` makes every question text-only."""
-    config = _config(generation)
+    config = _config(stack, generation)
     questions = list(questions)
     images = [None] * len(questions) if images is None else list(images)
     if len(images) != len(questions):

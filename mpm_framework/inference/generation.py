@@ -38,6 +38,7 @@ class GenerationConfig:
     early_stopping: bool | str = False  # HF semantics: True, False (heuristic) or "never"
     repetition_penalty: float = 1.0  # CTRL-style, > 1 discourages repeats (VisCPM uses 1.1)
     repetition_scope: str = "all"  # penalised tokens: "all" (prompt + generated, HF) | "generated" (CPM-Bee/VisCPM)
+    beam_temperature: float = 1.0  # beam search scores log_softmax(logits / T) (VisCPM's beam search uses 0.7)
     stop_strings: tuple[str, ...] = ()  # generation ends once the text contains one; it is cut off
     seed: int | None = None  # sampling seed (None: torch's global generator)
 
@@ -55,6 +56,8 @@ class GenerationConfig:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.top_k < 0:
             raise ConfigError(f"top_k must be >= 0, got {self.top_k}")
+        if self.beam_temperature <= 0:
+            raise ConfigError(f"beam_temperature must be > 0, got {self.beam_temperature}")
         if self.repetition_penalty <= 0:
             raise ConfigError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
         if self.repetition_scope not in ("all", "generated"):
@@ -78,11 +81,30 @@ class GenerationConfig:
         return cls(**values)
 
 
+def model_generation_config(llm: PivotLLM, base: GenerationConfig | None = None,
+                            **options: Any) -> GenerationConfig:
+    """The config for decoding with ``llm``: the caller's options (None means
+    "not set") over the LLM's ``generation_defaults`` over the dataclass
+    defaults. A whole ``base`` config counts as every option set (no model
+    defaults). Asking for sampling drops a beam-search default and asking for
+    beams drops a sampling default, so e.g. ``--sample`` on a VisCPM stack
+    samples instead of failing as "beam sampling"."""
+    if base is not None:
+        return GenerationConfig.from_kwargs(base, **options)
+    given = {k: v for k, v in options.items() if v is not None}
+    defaults = dict(llm.generation_defaults)
+    if given.get("do_sample") and "num_beams" not in given:
+        defaults.pop("num_beams", None)
+    if given.get("num_beams", 1) > 1 and "do_sample" not in given:
+        defaults.pop("do_sample", None)
+    return GenerationConfig.from_kwargs(**{**defaults, **given})
+
+
 def context_window(llm: PivotLLM) -> int | None:
     """The most tokens (prompt + answer) the LLM can attend over, when it says:
-    a ``max_context_length`` attribute, else its transformers config's
+    its ``max_context_length``, else its transformers config's
     ``max_position_embeddings``; None when unknown (no check is made)."""
-    value = getattr(llm, "max_context_length", None)
+    value = llm.max_context_length
     if isinstance(value, int) and value > 0:
         return value
     config = getattr(getattr(llm, "hf", None), "config", None)
@@ -169,7 +191,7 @@ def end_token_ids(llm: PivotLLM) -> list[int]:
     """The eos id plus any extra ids a model declares in ``stop_token_ids``
     (chat formats that end turns with their own token)."""
     ids = [int(llm.eos_token_id)]
-    ids += [int(i) for i in getattr(llm, "stop_token_ids", ()) or () if int(i) not in ids]
+    ids += [int(i) for i in llm.stop_token_ids or () if int(i) not in ids]
     return ids
 
 
@@ -401,9 +423,7 @@ def _beam_search(
     batch_offset = torch.arange(B, device=device)[:, None] * K
 
     for step in range(max_new):
-        log_probs = F.log_softmax(logits.float(), dim=-1)
-        if seen is not None:
-            log_probs = apply_repetition_penalty(log_probs, seen, config.repetition_penalty)
+        log_probs = _beam_log_probs(logits, seen, config)
         total = (log_probs.view(B, K, V) + running_scores[..., None]).view(B, K * V)
         top_scores, top_index = torch.topk(total, keep, dim=-1)
         source = top_index // V
@@ -460,6 +480,23 @@ def _beam_search(
             ids = ids[:-1]
         out.append(ids)
     return out
+
+
+def _beam_log_probs(logits: torch.Tensor, seen: torch.Tensor | None, config: GenerationConfig) -> torch.Tensor:
+    """A beam step's token scores. Scope "all" follows HF: log-softmax, then the
+    penalty on the log-probabilities. Scope "generated" follows CPM-Bee/VisCPM's
+    beam search (``vllm_bee.py``): the penalty on the raw logits, then the
+    temperature, then log-softmax."""
+    scores = logits.float()
+    generated_scope = config.repetition_scope == "generated"
+    if seen is not None and generated_scope:
+        scores = apply_repetition_penalty(scores, seen, config.repetition_penalty)
+    if config.beam_temperature != 1.0:
+        scores = scores / config.beam_temperature
+    log_probs = F.log_softmax(scores, dim=-1)
+    if seen is not None and not generated_scope:
+        log_probs = apply_repetition_penalty(log_probs, seen, config.repetition_penalty)
+    return log_probs
 
 
 def _gather_beams(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,12 @@ from .messages import to_conversation
 from .metrics import Metrics
 from .schemas import ChatCompletionRequest, ImageGenerationRequest
 
+#: GenerationConfig fields of an LLM's ``generation_defaults`` the server applies
+#: (the decode loop samples or decodes greedily; beam options do not apply).
+SERVED_DEFAULTS = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "repetition_penalty",
+                   "repetition_scope")
+FALLBACK_MAX_TOKENS = 256  # answer length when neither the request, --max-tokens nor the model says
+
 
 @dataclass
 class ServeOptions:
@@ -28,7 +34,7 @@ class ServeOptions:
     model_id: str = "mpm"
     max_batch: int = 16
     max_queue: int = 64
-    default_max_tokens: int = 256
+    default_max_tokens: int | None = None  # None: the LLM's generation_defaults, else FALLBACK_MAX_TOKENS
     image_limits: ImageLimits = field(default_factory=ImageLimits)
     cache_bytes: int = 256 * 1024 * 1024
     api_key: str | None = None
@@ -75,13 +81,28 @@ class Service:
 
     # -- chat ------------------------------------------------------------------------------
     def generation_config(self, request: ChatCompletionRequest) -> GenerationConfig:
-        temperature = 1.0 if request.temperature is None else request.temperature
-        stops = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
-        sample = temperature > 0
-        return GenerationConfig(
-            max_new_tokens=self.options.default_max_tokens, do_sample=sample,
-            temperature=temperature if sample else 1.0, top_p=request.top_p or 1.0,
-            stop_strings=stops, seed=request.seed)
+        """A request's decoding: what it sets wins; what it omits comes from
+        ``--max-tokens``, then the LLM's ``generation_defaults`` (those the
+        continuous-batching loop can honour, :data:`SERVED_DEFAULTS`), then
+        OpenAI's defaults (temperature 1). A model whose reference decoding is
+        beam search (VisCPM) and that names no sampling default decodes a
+        request without ``temperature`` greedily: the loop has no beams, and
+        greedy is the deterministic decoding closest to them."""
+        model = dict(self.chat_stack.llm.generation_defaults)
+        values = {k: v for k, v in model.items() if k in SERVED_DEFAULTS}
+        if self.options.default_max_tokens is not None:
+            values["max_new_tokens"] = self.options.default_max_tokens
+        values.setdefault("max_new_tokens", FALLBACK_MAX_TOKENS)
+        if request.temperature is not None:
+            values["do_sample"] = request.temperature > 0
+            values["temperature"] = request.temperature if request.temperature > 0 else 1.0
+        elif "do_sample" not in values:
+            values["do_sample"] = int(model.get("num_beams", 1)) <= 1
+        if request.top_p is not None:
+            values["top_p"] = request.top_p
+        values["stop_strings"] = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
+        values["seed"] = request.seed
+        return GenerationConfig.from_kwargs(**values)
 
     def prepare_chat(self, request: ChatCompletionRequest) -> PreparedChat:
         """Validate and encode a chat request (runs in a worker thread, not the loop)."""

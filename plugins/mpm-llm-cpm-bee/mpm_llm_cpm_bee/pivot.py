@@ -71,11 +71,11 @@ class CPMBeeLLM(CPMBeeModel, PivotLLM):
     supports_packing = True
     #: VisCPM's decoding (``viscpm_chat.py``: beam 3, repetition penalty 1.1 over
     #: the generated tokens only as CPM-Bee's ``apply_repetition_penalty``, 512
-    #: tokens, beam length penalty 3): GenerationConfig fields for callers that
-    #: take model defaults. (VisCPM also divides beam logits by temperature 0.7;
-    #: the core's beam search has no temperature.)
+    #: tokens, beam length penalty 3, beam logits divided by temperature 0.7 as
+    #: ``viscpm_chat.py`` passes to ``VLLMCPMBeeBeamSearch``): GenerationConfig
+    #: fields that chat, eval and ``mpm serve`` apply under the caller's options.
     generation_defaults = {"num_beams": 3, "repetition_penalty": 1.1, "repetition_scope": "generated",
-                           "max_new_tokens": 512, "length_penalty": 3.0}
+                           "max_new_tokens": 512, "length_penalty": 3.0, "beam_temperature": 0.7}
 
     def __init__(self, arch: CPMBeeArch, tokenizer: CPMBeeTokenizer, config: CPMBeeLLMConfig | None = None) -> None:
         config = config or CPMBeeLLMConfig()
