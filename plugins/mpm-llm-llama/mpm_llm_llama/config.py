@@ -55,6 +55,9 @@ class LlamaLLMConfig:
     model_type: str = "llama"  # architecture of a random model (``hf-causal-lm`` accepts any)
     tiny: TinyConfig = field(default_factory=TinyConfig)
     dtype: str = "fp32"  # fp32 | bf16 | fp16
+    # none | int8: inference with int8 linear layers (CPU, dtype fp32; the LM head stays fp32).
+    # See mpm_framework.quantize for the backend and why.
+    quantize: str = "none"
     attn_implementation: str = "sdpa"  # sdpa | eager | xformers (GPU only; sdpa on CPU)
     gradient_checkpointing: bool = False
     # Ignored (with a warning): a config cannot switch on code shipped with a checkpoint; the command

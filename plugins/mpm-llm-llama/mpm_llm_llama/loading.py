@@ -151,16 +151,31 @@ def load_pretrained(cfg: LlamaLLMConfig, auto: bool, attn: str, meta: bool) -> A
         with torch.device("meta"):
             remote = {"trust_remote_code": True} if kwargs["trust_remote_code"] else {}
             return _from_config(cls, config, attn_implementation=attn, dtype=dtype, **remote)
+    model = None
     if local and not kwargs["trust_remote_code"]:
         model = _load_in_place(cls, config, Path(source), attn, dtype)
-        if model is not None:
-            return model
-    try:
-        return cls.from_pretrained(source, config=config, dtype=dtype, attn_implementation=attn, **kwargs)
-    except (OSError, ValueError) as exc:
-        if local:
-            raise ConfigError(f"cannot load model weights from {source}: {exc}") from None
-        raise _not_found(source, exc) from None
+    if model is None:
+        try:
+            model = cls.from_pretrained(source, config=config, dtype=dtype, attn_implementation=attn, **kwargs)
+        except (OSError, ValueError) as exc:
+            if local:
+                raise ConfigError(f"cannot load model weights from {source}: {exc}") from None
+            raise _not_found(source, exc) from None
+    return quantize(model, cfg)
+
+
+def quantize(model: Any, cfg: LlamaLLMConfig) -> Any:
+    """``model`` with ``cfg.quantize`` applied (int8: every linear layer but the LM head)."""
+    from mpm_framework.quantize import check_quantize, quantize_linear_int8
+
+    if check_quantize(cfg.quantize, "model.llm.quantize") == "none":
+        return model
+    if cfg.lora.enabled or cfg.lora.adapter_path:
+        raise ConfigError("model.llm.quantize=int8 is for inference; LoRA needs the float weights "
+                          "(merge the adapter first, or set quantize=none)")
+    head = [n for n, m in model.named_modules() if m is model.get_output_embeddings()]
+    quantize_linear_int8(model, skip=head, field="model.llm.quantize")
+    return model
 
 
 def _load_in_place(cls: Any, config: Any, folder: Path, attn: str, dtype: torch.dtype) -> Any:
@@ -225,4 +240,5 @@ def build_random(cfg: LlamaLLMConfig, tokenizer: Any, auto: bool, attn: str, met
             return _from_config(cls, config, attn_implementation=attn, dtype=dtype)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(tiny.seed)
-        return _from_config(cls, config, attn_implementation=attn, dtype=dtype)
+        model = _from_config(cls, config, attn_implementation=attn, dtype=dtype)
+    return quantize(model, cfg)
