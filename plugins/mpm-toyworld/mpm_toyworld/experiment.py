@@ -392,6 +392,7 @@ class Demo:
         else:  # pragma: no cover - plan() makes only the kinds above
             raise MPMError(f"unknown job kind {job.kind}")
         result["elapsed_s"] = round(time.time() - started, 2)
+        result["torch_threads"] = _torch_threads()  # what this job's process really ran with
         _write_json(self.job_file(job), result)  # marks the job done (--resume)
         return result
 

@@ -108,3 +108,14 @@ def test_console_shows_the_job_graph_and_ends_with_the_headline(tmp_path, packs)
     loud = CliRunner().invoke(cli, ["demo", "--langs", "de", "--out", str(out), "--workers", "1", "--threads", "1",
                                     "--verbose", "--resume", "--quiet", *MICRO])
     assert loud.exit_code == 0 and "### VQA accuracy" in loud.output
+
+
+def test_worker_threads_are_their_share_of_the_available_cores(monkeypatch):
+    import os
+
+    from mpm_toyworld import console
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5}, raising=False)
+    assert console.available_cores() == 6  # the affinity mask, not os.cpu_count()
+    assert [console.threads_per_worker(w) for w in (1, 2, 4, 8)] == [6, 3, 1, 1]
+    assert console.threads_per_worker(2, cores=2) == 1
