@@ -48,6 +48,10 @@ class CorpusConfig:
     # Among describe/qa documents of a non-English language (and of English),
     # the share whose context is in the other language of an EN<->L pair.
     cross_share: float = 0.5
+    # Relative weight of a language's documents (default 1 each): how often it
+    # is drawn, as a document's language and as English's partner. None keeps
+    # the uniform draw (and its random stream) of earlier runs.
+    lang_weights: dict[str, float] | None = None
 
 
 @dataclass
@@ -69,6 +73,12 @@ class Document:
         if self.text is not None:
             return self.text
         return "\n".join(content for _, content in self.turns or [])
+
+
+def _pick(rng, codes: list[str], weights: dict[str, float] | None) -> str:
+    if weights is None:
+        return rng.choice(codes)
+    return rng.choices(codes, weights=[weights.get(c, 1.0) for c in codes])[0]
 
 
 def _pick_kind(rng: random.Random, mix: Mapping[str, float]) -> str:
@@ -108,10 +118,10 @@ def build_corpus(
     for _ in range(config.num_documents):
         scene = sample_split_scene(scene_rng, "train")
         key = scene_key(scene)
-        lang = plan.choice(langs)
+        lang = _pick(plan, langs, config.lang_weights)
         kind = _pick_kind(plan, config.mix)
         cross = plan.random() < config.cross_share
-        partner = plan.choice(targets) if lang == "en" and targets else "en"
+        partner = _pick(plan, targets, config.lang_weights) if lang == "en" and targets else "en"
         english_first = plan.random() < 0.5
         if not parallel or not targets:
             cross = False

@@ -196,6 +196,28 @@ class Demo:
             lang=list(self.packs), overrides=overrides,
         )
 
+    def corpus_weights(self) -> dict[str, float] | None:
+        """Per-language weights of the pivot corpus (``low_resource_*`` settings)."""
+        p = self.profile
+        if not p.low_resource_lang or p.low_resource_share == 1.0:
+            return None
+        if p.low_resource_lang not in self.langs:
+            raise MPMError(f"low_resource_lang={p.low_resource_lang} is not a target language of this run "
+                           f"({', '.join(self.langs)})")
+        if p.low_resource_share <= 0:
+            raise MPMError(f"low_resource_share must be > 0, got {p.low_resource_share}")
+        return {p.low_resource_lang: p.low_resource_share}
+
+    def align_shares(self) -> dict[str, float]:
+        """Languages of the English-data alignments' captions: English, less
+        ``align_target_share`` split evenly over the target languages."""
+        share = self.profile.align_target_share
+        if not 0 <= share <= 1:
+            raise MPMError(f"align_target_share must be in [0, 1], got {share}")
+        if share == 0:
+            return {"en": 1.0}
+        return {"en": 1.0 - share, **{c: share / len(self.langs) for c in self.langs}}
+
     # -- stages --------------------------------------------------------------------
     def init_pivot(self, seed_dir: Path, seed: int) -> Path:
         """The tokenizer (byte-level BPE on text of every language, every character of a
@@ -227,7 +249,8 @@ class Demo:
         folder = seed_dir / "pivots" / pivot
         corpus = build_corpus(self.packs, seed, parallel=(pivot == "mpm"),
                               config=CorpusConfig(num_documents=p.corpus_documents,
-                                                   cross_share=p.corpus_cross_share))
+                                                   cross_share=p.corpus_cross_share,
+                                                   lang_weights=self.corpus_weights()))
         stats = corpus_stats(corpus)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "corpus_stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
@@ -264,7 +287,7 @@ class Demo:
         stack, cfg = self.compose_stack(pivot_dir, seed, run)
         cfg = stage_config(cfg, "align")
         init_position_embeddings(stack.vision, p.vision_position_init_std, seed)
-        shares = {c: 1.0 for c in self.packs} if native else {"en": 1.0}
+        shares = {c: 1.0 for c in self.packs} if native else self.align_shares()
         data = align_records(self.packs, shares, p.align_samples, seed, p.image_size)
         train_stage(stack, cfg, train_samples=data, progress=self.s.progress)
         return folder / "align", stack

@@ -32,6 +32,10 @@ class Profile:
     # Share of the MPM pivot's describe/qa conversations whose context is in the
     # other language of an EN<->L pair (see corpus.py); 0 keeps only translate lines.
     corpus_cross_share: float = 0.5
+    # A low-resource language in the pivot corpus: its documents are drawn with
+    # this weight relative to each other language's 1 (1.0: no change).
+    low_resource_lang: str = ""
+    low_resource_share: float = 1.0
     pretrain_steps: int = 600
     pretrain_batch: int = 32
     pretrain_lr: float = 3e-3
@@ -54,6 +58,9 @@ class Profile:
     instruct_lr: float = 1e-4
     instruct_caption_share: float = 0.3
     calibration_share: float = 0.02
+    # Share of the English-data alignments' captions in the target languages
+    # (split evenly over them); 0 is MPM's English-only alignment.
+    align_target_share: float = 0.0
     # -- evaluation -----------------------------------------------------------------
     eval_scenes: int = 30
     questions_per_scene: int = 2

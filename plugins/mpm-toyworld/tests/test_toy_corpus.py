@@ -112,3 +112,32 @@ def test_tokenizer_text_covers_every_language(packs):
     for pack in packs.values():
         assert any(prompt in texts for prompt in pack.caption_prompts)
     assert any("形" in t for t in texts) and any("Dreieck" in t or "Kreis" in t for t in texts)
+
+
+def test_a_low_resource_language_gets_its_share_of_the_corpus(packs):
+    base = build_corpus(packs, 0, parallel=True, config=CorpusConfig(num_documents=N))
+    low = build_corpus(packs, 0, parallel=True, config=CorpusConfig(num_documents=N, lang_weights={"fr": 0.1}))
+    # no weights: the uniform draw of earlier runs, document for document
+    assert base == build_corpus(packs, 0, parallel=True, config=CorpusConfig(num_documents=N, lang_weights=None))
+    share = Counter(d.lang for d in low)
+    others = [share[c] for c in ("zh", "de", "en")]
+    assert share["fr"] < 0.2 * min(others)  # 0.1 of each other language's count, give or take sampling
+    partners = Counter(c for d in low if d.lang == "en" for c in d.langs if c != "en")
+    assert partners["fr"] < 0.2 * partners["de"]  # English's partner is drawn with the same weights
+
+
+def test_demo_settings_for_the_studies(packs, tmp_path):
+    from mpm_toyworld.experiment import Demo, DemoSettings
+    from mpm_toyworld.profiles import get_profile
+
+    def demo(**changes):
+        return Demo(DemoSettings(profile=get_profile("quick").replace(**changes), langs=["de", "fr"], out=tmp_path))
+
+    assert demo().align_shares() == {"en": 1.0} and demo().corpus_weights() is None
+    assert demo(align_target_share=0.2).align_shares() == pytest.approx({"en": 0.8, "de": 0.1, "fr": 0.1})
+    assert demo(align_target_share=1.0).align_shares()["en"] == 0.0
+    assert demo(low_resource_lang="fr", low_resource_share=0.03).corpus_weights() == {"fr": 0.03}
+    with pytest.raises(MPMError, match="not a target language"):
+        demo(low_resource_lang="zh", low_resource_share=0.1).corpus_weights()
+    with pytest.raises(MPMError, match="align_target_share"):
+        demo(align_target_share=1.5).align_shares()
