@@ -64,6 +64,8 @@ class SceneRecords(Sequence):
         purpose: str,
         image_size: int = 64,
         caption_share: float = 1.0,
+        noise: float = 0.0,
+        noisy_langs: Sequence[str] = (),
     ) -> None:
         missing = [c for c in languages if c not in packs]
         if missing:
@@ -71,6 +73,8 @@ class SceneRecords(Sequence):
         self.packs, self.languages = packs, list(languages)
         self.seed, self.purpose, self.image_size = seed, purpose, image_size
         self.caption_share = caption_share
+        # "translated" records (noisy_langs) corrupted with probability ``noise``
+        self.noise, self.noisy_langs = noise, frozenset(noisy_langs)
 
     def __len__(self) -> int:
         return len(self.languages)
@@ -96,6 +100,8 @@ class SceneRecords(Sequence):
         else:
             question = rng.choice(questions_for(scene))
             prompt, answer = pack.realise_question(question, rng), pack.realise_answer(question, rng)
+        if self.noise > 0 and lang in self.noisy_langs:
+            answer = _corrupt_record(self, index, answer, lang)
         return {
             "image": image,
             "conversations": [
@@ -114,6 +120,43 @@ def align_records(
     return SceneRecords(packs, language_schedule(n, langs, seed, "align"), seed, "align", image_size)
 
 
+def _corrupt_record(records: SceneRecords, index: int, answer: str, lang: str) -> str:
+    rng = _record_rng(records.seed, f"{records.purpose}-noise", index)  # clean records keep their stream
+    if rng.random() >= records.noise:
+        return answer
+    scene, _, record_rng = records.scene_and_image(index)
+    # the English response to the same request (record_rng replays the record's draws)
+    english = records.packs["en"]
+    if record_rng.random() < records.caption_share:
+        record_rng.choice(records.packs[lang].caption_prompts)
+        reference = english.realise_caption(scene, record_rng)
+    else:
+        question = record_rng.choice(questions_for(scene))
+        records.packs[lang].realise_question(question, record_rng)
+        reference = english.realise_answer(question, record_rng)
+    return corrupt_response(answer, reference, rng)[0]
+
+
+def corrupt_response(answer: str, english: str, rng: random.Random) -> tuple[str, str]:
+    """A machine-translation error in one response: a dropped word, a word
+    substituted by a word of the English response, or the whole response in
+    English (the wrong language). Words are split on spaces, or characters
+    for scripts written without them. Returns ``(response, kind)``."""
+    kind = rng.choice(("drop", "substitute", "wrong-language"))
+    if kind == "wrong-language":
+        return english, kind
+    spaced = " " in answer.strip()
+    words = answer.split() if spaced else list(answer)
+    if len(words) < 2:  # nothing to drop from a one-word answer: substitute it
+        kind = "substitute"
+    i = rng.randrange(len(words))
+    if kind == "drop":
+        del words[i]
+    else:
+        words[i] = rng.choice(english.split() or [english])
+    return (" " if spaced else "").join(words), kind
+
+
 def instruct_records(
     packs: Mapping[str, LanguagePack],
     n: int,
@@ -123,10 +166,12 @@ def instruct_records(
     caption_share: float = 0.3,
     image_size: int = 64,
     langs: Mapping[str, float] | None = None,
+    translation_noise: float = 0.0,
 ) -> SceneRecords:
     """``n`` instructions: English, plus ``calibration_share`` of target-language
     instructions split evenly over ``targets``. ``langs`` replaces that mix
     with explicit shares (the native condition)."""
+    translated = langs is None  # the calibration share is the "translated" data; native data is not
     if langs is None:
         if calibration_share and not targets:
             raise ValueError("a calibration share needs target languages")
@@ -137,7 +182,10 @@ def instruct_records(
             langs[code] = calibration_share / len(targets)
         langs = {c: w for c, w in langs.items() if w > 0}
     schedule = language_schedule(n, langs, seed, "instruct")
-    return SceneRecords(packs, schedule, seed, "instruct", image_size, caption_share=caption_share)
+    if not 0 <= translation_noise <= 1:
+        raise ValueError(f"translation_noise must be in [0, 1], got {translation_noise}")
+    return SceneRecords(packs, schedule, seed, "instruct", image_size, caption_share=caption_share,
+                        noise=translation_noise if translated else 0.0, noisy_langs=targets)
 
 
 @dataclass

@@ -310,6 +310,7 @@ class Demo:
             share = p.calibration_share if cond.instruct == "calibrated" else 0.0
             data = instruct_records(self.packs, p.instruct_samples, seed, calibration_share=share,
                                     targets=self.langs, caption_share=p.instruct_caption_share,
+                                    translation_noise=p.translation_noise,
                                     image_size=p.image_size)
         train_stage(stack, cfg, train_samples=data, progress=self.s.progress)
         return folder, stack

@@ -61,6 +61,10 @@ class Profile:
     # Share of the English-data alignments' captions in the target languages
     # (split evenly over them); 0 is MPM's English-only alignment.
     align_target_share: float = 0.0
+    # Share of the calibration (the "translated" target-language instructions)
+    # corrupted like a poor machine translation: a dropped or substituted word,
+    # or the response in English (datasets.corrupt_response).
+    translation_noise: float = 0.0
     # -- evaluation -----------------------------------------------------------------
     eval_scenes: int = 30
     questions_per_scene: int = 2

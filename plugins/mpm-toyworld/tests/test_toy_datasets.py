@@ -107,3 +107,38 @@ def test_eval_asks_the_same_scenes_in_every_language(packs):
     questions = [it.question for it in per_lang["en"] if it.task == VQA_TASK]
     pairs = [questions[i:i + 2] for i in range(0, len(questions), 2)]
     assert all(a != b for a, b in pairs)  # two distinct questions per scene
+
+
+def test_corrupt_response_kinds():
+    import random
+
+    from mpm_toyworld.datasets import corrupt_response
+
+    seen = {}
+    for i in range(60):
+        out, kind = corrupt_response("ein roter Kreis links", "a red circle on the left", random.Random(i))
+        seen[kind] = out
+    assert seen["wrong-language"] == "a red circle on the left"
+    assert len(seen["drop"].split()) == 3 and set(seen["drop"].split()) < {"ein", "roter", "Kreis", "links"}
+    assert len(seen["substitute"].split()) == 4 and seen["substitute"] != "ein roter Kreis links"
+    zh, kind = corrupt_response("红色的圆", "red circle", random.Random(1))
+    assert zh != "红色的圆"
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.3, 1.0])
+def test_translation_noise_corrupts_that_share_of_the_calibration_only(packs, noise):
+    from mpm_toyworld.datasets import instruct_records
+
+    kwargs = dict(calibration_share=0.5, targets=["de", "zh"], caption_share=0.3, image_size=16)
+    clean = instruct_records(packs, 200, 0, **kwargs)
+    noisy = instruct_records(packs, 200, 0, translation_noise=noise, **kwargs)
+    changed = {"en": 0, "target": 0}
+    totals = Counter("en" if r["lang"] == "en" else "target" for r in clean)
+    for a, b in zip(clean, noisy):
+        assert a["conversations"][0] == b["conversations"][0]  # the request is never touched
+        if a["conversations"][1]["value"] != b["conversations"][1]["value"]:
+            changed["en" if a["lang"] == "en" else "target"] += 1
+    assert changed["en"] == 0
+    assert changed["target"] / totals["target"] == pytest.approx(noise, abs=0.12)
+    with pytest.raises(ValueError, match="translation_noise"):
+        instruct_records(packs, 10, 0, translation_noise=1.5, **kwargs)
