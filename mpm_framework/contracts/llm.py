@@ -123,6 +123,18 @@ class PivotLLM(Component):
     def reorder_state(self, state: Any, index: torch.Tensor) -> Any:
         """Select/reorder batch rows of a decode state (beam search)."""
 
+    def merge_decode_states(self, states: Sequence[Any]) -> Any | None:
+        """One decode state whose rows are those of ``states``, in order.
+
+        Each state comes from this model's ``prefill``/``decode``/``reorder_state``,
+        possibly over different numbers of tokens; decoding the merged state must
+        give every row the next-token logits it would get in its own state. The
+        continuous-batching server (``mpm serve``) uses it to add newly prefilled
+        requests to the running batch without prefilling the running rows again.
+        Optional: the default returns None ("not supported") and the server then
+        prefills the running rows again together with the new ones."""
+        return None
+
     def synthetic_batch(
         self, batch_size: int, seq_len: int, num_image_tokens: int = 0, answer_len: int | None = None
     ) -> dict[str, torch.Tensor]:

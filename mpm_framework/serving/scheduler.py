@@ -6,13 +6,16 @@ waiting in the queue join, every running row gets one token from
 ``stack.chat`` uses), finished or cancelled rows leave through
 ``llm.reorder_state`` and the next ``llm.decode`` runs the rest.
 
-Joining uses only the PivotLLM contract, which has no way to merge two decode
-states: when requests join a running batch, the running rows are prefilled
-again together with the new ones, each as its prompt followed by the tokens it
-generated so far (what ``decode`` had fed it). The tokens are the same; the
-arithmetic of a recomputed row may differ from the incremental one in the last
-float bits, as it does between batch sizes. A request alone in the batch goes
-through exactly the computation of ``stack.chat``.
+Joining: the running rows take their next decode step, the joining requests
+are prefilled together, and ``llm.merge_decode_states`` puts both decode states
+into one batch (the LLaMA plugin left-pads the shorter KV cache under a zero
+mask). An LLM that cannot merge (the contract's default returns None) gets the
+fallback: the running rows are prefilled again together with the new ones, each
+as its prompt followed by the tokens it generated so far (what ``decode`` had
+fed it). Either way the tokens are the same; the arithmetic of a row may differ
+from the one-request path in the last float bits, as it does between batch
+sizes. A request alone in the batch goes through exactly the computation of
+``stack.chat``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 
 import torch
 
+from ..contracts.llm import PivotLLM
 from ..contracts.prompt import IGNORE_INDEX, PromptEncoding
 from ..inference.chat import encode_pixels
 from ..inference.generation import (
@@ -107,6 +111,10 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._end_ids = end_token_ids(self.llm)
         self._ends: torch.Tensor | None = None
+        # whether joining merges decode states: False when the LLM keeps the contract's
+        # default (not supported), None until a first merge tells
+        overrides = getattr(type(self.llm), "merge_decode_states", None) is not PivotLLM.merge_decode_states
+        self._merge_ok: bool | None = None if overrides else False
 
     # -- public --------------------------------------------------------------------------
     def start(self) -> None:
@@ -171,25 +179,29 @@ class Scheduler:
                 self._active, self._state, self._tokens = [], None, None
 
     def _worth_joining(self) -> bool:
-        """Whether waiting requests join now. Joining re-prefills the running rows,
-        so with rows running they join once they are at least half as many as the
-        running ones, or after ``join_every`` steps: clients that send their next
-        request a few milliseconds apart then cost a few re-prefills per wave,
-        not one per client."""
+        """Whether waiting requests join now. Merging decode states costs only the
+        new rows' prefill, so they join at once. Re-prefilling the running rows
+        costs more: with rows running they join once they are at least half as
+        many as the running ones, or after ``join_every`` steps, so clients that
+        send their next request a few milliseconds apart cost a few re-prefills
+        per wave, not one per client."""
         if not self._active:
             return True
         if len(self._active) >= self.max_batch:
             return False
+        if self._merge_ok is not False:
+            return True
         return 2 * len(self._waiting) >= len(self._active) or self._steps_since_join >= self.join_every
 
     def _take_joining(self) -> list[ChatJob]:
         joining: list[ChatJob] = []
         if not self._waiting or not self._worth_joining():
             return joining
-        # a running batch can be re-prefilled only from plain token encodings
-        extendable = all(not job.encoding.extra for job in self._active)
+        # a running batch can be re-prefilled only from plain token encodings (a merge
+        # never re-prefills)
+        extendable = self._merge_ok is True or all(not job.encoding.extra for job in self._active)
         while self._waiting and len(self._active) + len(joining) < self.max_batch:
-            if self._active and not (extendable and not self._waiting[0].encoding.extra):
+            if self._active and not (extendable and (self._merge_ok is True or not self._waiting[0].encoding.extra)):
                 break
             joining.append(self._waiting.popleft())
         return joining
@@ -238,7 +250,7 @@ class Scheduler:
             self._active, self._state, self._tokens = [], None, None
             return
         if joining:
-            logits = self._prefill(rows)
+            logits = self._join(joining)
             self._steps_since_join = 0
         else:
             self._steps_since_join += 1
@@ -276,8 +288,24 @@ class Scheduler:
             else:
                 self._state, self._tokens = None, None
 
-    def _prefill(self, rows: list[ChatJob]) -> torch.Tensor:
-        """Prefill running rows (prompt + generated so far) and joining rows together."""
+    def _join(self, joining: list[ChatJob]) -> torch.Tensor:
+        """The next logits of the running rows followed by the joining ones; the
+        decode state then holds them all, in that order."""
+        if self._active and self._merge_ok is not False:
+            running_logits, running_state = self.llm.decode(self._tokens, self._state)
+            joining_logits, joining_state = self._prefill(joining)
+            merged = self.llm.merge_decode_states([running_state, joining_state])
+            if merged is not None:
+                self._merge_ok, self._state = True, merged
+                self.metrics.inc("mpm_state_merges_total")
+                return torch.cat([running_logits, joining_logits.to(running_logits.dtype)])
+            self._merge_ok = False  # the running rows have not sampled: re-prefilling them is still exact
+            LOG.info("the LLM cannot merge decode states: joining requests re-prefill the running batch")
+        logits, self._state = self._prefill([*self._active, *joining])
+        return logits
+
+    def _prefill(self, rows: list[ChatJob]) -> tuple[torch.Tensor, Any]:
+        """Prefill rows together, each as its prompt followed by what it generated so far."""
         encodings = []
         for job in rows:
             enc, extra = job.encoding, job.row.ids
@@ -291,9 +319,9 @@ class Scheduler:
         images = [job.features for job in rows if job.features is not None]
         features = torch.cat(images).to(device) if images else None
         embeds = self.stack.embed(batch, features)
-        logits, self._state = self.llm.prefill(embeds, batch)
+        logits, state = self.llm.prefill(embeds, batch)
         self.metrics.inc("mpm_prefills_total")
-        return logits
+        return logits, state
 
     def _cancelled(self, job: ChatJob) -> bool:
         if not job.cancelled.is_set():

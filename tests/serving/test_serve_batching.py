@@ -67,7 +67,10 @@ def _image_messages(support, seed: int, text: str):
                                          {"type": "text", "text": text}]}]
 
 
-def test_joining_requests_answer_as_one_at_a_time(service, support):
+@pytest.mark.parametrize("merge", [True, False], ids=["merged-states", "re-prefill"])
+def test_joining_requests_answer_as_one_at_a_time(service, support, merge, monkeypatch):
+    """Both joining paths: the LLaMA plugin's decode-state merge, and the
+    re-prefill fallback for LLMs that cannot merge."""
     import io
 
     from PIL import Image
@@ -82,6 +85,8 @@ def test_joining_requests_answer_as_one_at_a_time(service, support):
     steps_before = metrics.value("mpm_decode_steps_total")
     rows_before = metrics.value("mpm_decode_rows_total")
     prefills_before = metrics.value("mpm_prefills_total")
+    merges_before = metrics.value("mpm_state_merges_total")
+    monkeypatch.setattr(service.scheduler, "_merge_ok", None if merge else False)  # the loop is idle now
 
     def messages(seed, text):
         return _image_messages(support, seed, text) if seed is not None else [{"role": "user", "content": text}]
@@ -104,6 +109,10 @@ def test_joining_requests_answer_as_one_at_a_time(service, support):
     rows = metrics.value("mpm_decode_rows_total") - rows_before
     assert rows > steps  # some steps decoded several requests together
     assert metrics.value("mpm_prefills_total") - prefills_before >= 2  # requests joined a running batch
+    merges = metrics.value("mpm_state_merges_total") - merges_before
+    assert merges >= 1 if merge else merges == 0
+    if merge:
+        assert service.scheduler._merge_ok is True
 
 
 def test_cancelled_request_leaves_the_batch(service):

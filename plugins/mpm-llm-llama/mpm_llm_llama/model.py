@@ -308,6 +308,36 @@ class HFCausalLM(PivotLLM):
         return DecodeState(cache, state.attention_mask.index_select(0, index),
                            state.next_position.index_select(0, index))
 
+    def merge_decode_states(self, states: list[DecodeState]) -> DecodeState | None:
+        """One state holding the rows of ``states`` in order (the server adds newly
+        prefilled requests to its running batch without prefilling the running rows
+        again). States seen over fewer tokens are left-padded along the sequence:
+        zero keys and values under a zero attention mask, which is exactly what left
+        padding in ``prefill`` gives, so each row attends over the same tokens as in
+        its own state; positions are per row and stay as they were. None when a
+        cache is not transformers' plain dynamic cache (sliding-window, quantised or
+        static layers keep lengths or offsets that padding would break)."""
+        from transformers.cache_utils import DynamicLayer
+
+        if not states:
+            return None
+        caches = [getattr(state.cache, "layers", None) for state in states]
+        if any(layers is None or len(layers) != len(caches[0]) for layers in caches):
+            return None
+        if any(type(layer) is not DynamicLayer or not layer.is_initialized for layers in caches for layer in layers):
+            return None
+        lengths = [state.attention_mask.shape[1] for state in states]
+        if any(layer.keys.shape[-2] != n for layers, n in zip(caches, lengths) for layer in layers):
+            return None
+        length = max(lengths)
+        merged = _copy_cache(states[0].cache)
+        for i, layer in enumerate(merged.layers):
+            layer.keys = torch.cat([F.pad(layers[i].keys, (0, 0, length - n, 0)) for layers, n in zip(caches, lengths)])
+            layer.values = torch.cat([F.pad(layers[i].values, (0, 0, length - n, 0))
+                                      for layers, n in zip(caches, lengths)])
+        mask = torch.cat([F.pad(state.attention_mask, (length - n, 0)) for state, n in zip(states, lengths)])
+        return DecodeState(merged, mask, torch.cat([state.next_position for state in states]))
+
     # -- LoRA ------------------------------------------------------------------------------------
     @property
     def has_lora(self) -> bool:
