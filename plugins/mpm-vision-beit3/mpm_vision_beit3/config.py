@@ -90,6 +90,7 @@ class Beit3Config:
     train_vision_expert: bool = False
     attention: str = "sdpa"  # sdpa | eager
     dtype: str = "fp32"  # fp32 | bf16 | fp16 (VisCPM runs fp16)
+    quantize: str = "none"  # none | int8: int8 linear layers for inference (CPU, fp32; mpm_framework.quantize)
     seed: int = 0
     # architecture overrides (None: the preset's)
     image_size: int | None = None

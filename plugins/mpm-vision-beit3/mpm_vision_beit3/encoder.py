@@ -116,6 +116,10 @@ class Beit3Encoder(VisionEncoder):
                                       dtype=_DTYPES[config.dtype])
         if not context.meta:
             model.to(_DTYPES[config.dtype])
+            from mpm_framework.quantize import check_quantize, quantize_linear_int8
+
+            if check_quantize(config.get("quantize", "none"), "model.vision.quantize") == "int8":
+                quantize_linear_int8(model, field="model.vision.quantize")
         return model
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:

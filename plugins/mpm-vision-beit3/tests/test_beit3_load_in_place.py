@@ -56,3 +56,19 @@ def test_not_strict_missing_backbone_weights_are_materialised(make_beit3, pertur
     assert model.load_report.missing == ["beit3.encoder.layers.0.ffn.A.fc1.weight"]
     assert not [n for n, p in model.named_parameters() if p.is_meta]
     assert torch.isfinite(model(_pixels())).all()
+
+
+def test_int8_encoder_matches_fp32_within_tolerance(make_beit3, perturbed, tmp_path):
+    """model.vision.quantize=int8 (both experts and the mapping): output
+    cosine >= 0.99 with fp32 (mean over query tokens, tiny model)."""
+    from mpm_vision_beit3.checkpoint import save_safetensors
+
+    from mpm_framework.quantize import is_quantized
+
+    path = save_safetensors(perturbed(make_beit3(seed=0)), tmp_path / "beit3.safetensors")
+    fp32, int8 = make_beit3(path=str(path)).eval(), make_beit3(path=str(path), quantize="int8").eval()
+    assert is_quantized(int8) and not is_quantized(fp32)
+    with torch.no_grad():
+        cos = torch.nn.functional.cosine_similarity(fp32(_pixels()), int8(_pixels()), dim=-1)
+    print("beit3 int8 output cosine: mean", cos.mean().item(), "min", cos.min().item())
+    assert cos.mean() >= 0.99

@@ -47,6 +47,7 @@ class ClipVisionConfig:
     pad_to_square: bool = False
     prune_layers: bool = True
     dtype: str = "fp32"  # fp32 | bf16 | fp16
+    quantize: str = "none"  # none | int8: int8 linear layers for inference (CPU, fp32; mpm_framework.quantize)
     attn_implementation: str = "sdpa"  # sdpa | eager
     tiny: TowerTinyConfig = field(default_factory=TowerTinyConfig)
 

@@ -139,6 +139,11 @@ class HFVisionTower(VisionEncoder):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(config.tiny.seed))
                 model = model_cls(hf_config).to(dtype)
+        if not context.meta:
+            from mpm_framework.quantize import check_quantize, quantize_linear_int8
+
+            if check_quantize(config.quantize, "model.vision.quantize") == "int8":
+                quantize_linear_int8(model, field="model.vision.quantize")
         tower = cls(model, bool(config.keep_cls), spec, bool(config.pad_to_square), total)
         tower.feature_layer = int(config.feature_layer)
         tower._select = None if feature == keep else feature
