@@ -238,6 +238,9 @@ class Demo:
         build_tiny_llama(path, seed=seed, hidden_size=p.llm_hidden, intermediate_size=p.llm_intermediate,
                          num_layers=p.llm_layers, num_heads=p.llm_heads, max_position_embeddings=256,
                          tie_word_embeddings=True, initializer_range=p.llm_init_std)
+        from .tokens import token_stats
+
+        _write_json(path / "token_stats.json", token_stats(self.packs, path / "tokenizer.json", seed))
         return path
 
     def pretrain(self, seed_dir: Path, seed: int, pivot: str, init_dir: Path) -> Path:
@@ -353,6 +356,15 @@ class Demo:
         return score_probe(items, responses, self.packs)
 
     # -- jobs -----------------------------------------------------------------------------
+    def token_stats(self) -> dict[str, dict[str, float]]:
+        """The tokenizer's cut of each language (``tokens.py``), averaged over seeds."""
+        per_seed = [json.loads(f.read_text(encoding="utf-8")) for seed in self.profile.seeds
+                    if (f := self.seed_dir(seed) / "pivot-init" / "token_stats.json").is_file()]
+        if not per_seed:
+            return {}
+        return {lang: {k: round(sum(s[lang][k] for s in per_seed) / len(per_seed), 3) for k in per_seed[0][lang]}
+                for lang in per_seed[0]}
+
     def scene_scores(self) -> dict[str, list[dict[str, dict[str, list[float]]]]]:
         """Per-scene scores of every condition, one entry per seed (from the
         predictions each evaluation wrote): what the confidence intervals resample."""
@@ -551,6 +563,7 @@ class Demo:
         scenes = self.scene_scores()
         summary["ci"] = intervals(scenes, list(self.packs))
         summary["headline"] = headline(scenes, list(self.packs))
+        summary["tokens"] = self.token_stats()
         from .console import available_cores
 
         summary.update(

@@ -231,6 +231,13 @@ def to_markdown(summary: dict[str, Any]) -> str:
             met = {True: "yes", False: "**no**", None: "–"}[t["passed"]]
             lines.append(f"| {t['target']} | {t['lang']} | {value} | {t['op']} {t['threshold']} | {met} |")
         lines.append("")
+    if summary.get("tokens"):
+        lines += ["### Tokenisation (the same held-out scenes captioned in every language)", "",
+                  "| lang | tokens per caption | words per caption | words kept whole |", "|---|---|---|---|"]
+        for lang, t in summary["tokens"].items():
+            lines.append(f"| {lang} | {t['tokens_per_caption']:.1f} | {t['words_per_caption']:.1f} | "
+                         f"{t['whole_words']:.2f} |")
+        lines.append("")
     timings = summary.get("timings_s", {})
     if timings:
         lines += ["### Time per phase (s, all seeds)", "",

@@ -95,3 +95,18 @@ def test_tower_position_embeddings_are_redrawn_reproducibly():
     tables = [dict(t.named_parameters())["model.embeddings.position_embedding.weight"].detach() for t in towers]
     assert tables[0].equal(tables[1]) and 0.4 < float(tables[0].std()) < 0.6
     assert init_position_embeddings(towers[0], 0.0, seed=3) == 0
+
+
+def test_token_stats_per_language(packs, tmp_path):
+    """The tokenizer diagnostic the demo writes per seed (pivot-init/token_stats.json)."""
+    from mpm_llm_llama.toy import train_tokenizer
+    from mpm_toyworld.corpus import tokenizer_texts
+    from mpm_toyworld.tokens import token_stats
+
+    train_tokenizer(tokenizer_texts(packs, 0, n=400), vocab_size=400, path=tmp_path, split_unspaced=True)
+    stats = token_stats(packs, tmp_path / "tokenizer.json", 0, n=30)
+    assert set(stats) == set(packs)
+    for lang, s in stats.items():
+        assert s["tokens_per_caption"] >= s["words_per_caption"] * s["whole_words"] > 0, lang
+        assert 0 < s["whole_words"] <= 1
+    assert stats["zh"]["words_per_caption"] > stats["en"]["words_per_caption"]  # zh: a character is a word
