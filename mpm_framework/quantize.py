@@ -36,13 +36,24 @@ def check_quantize(value: str, field: str = "quantize") -> str:
     return value
 
 
+def quantizable(module: nn.Module) -> bool:
+    """An ``nn.Linear``, or a module that says which one it computes (``to_linear()``:
+    e.g. a linear layer with a fixed output scale folded into its weight)."""
+    return isinstance(module, nn.Linear) or callable(getattr(module, "to_linear", None))
+
+
 def quantize_linear_int8(module: nn.Module, skip: Iterable[str] = (), field: str = "quantize") -> int:
     """Replace every ``nn.Linear`` of ``module`` (in place; names in ``skip`` and
     their children excepted) by its dynamic-int8 counterpart; returns how many.
     The module must be fp32 on the CPU (int8 weights, fp32 activations)."""
     skip = tuple(skip)
     names = {name for name, sub in module.named_modules()
-             if isinstance(sub, nn.Linear) and not any(name == s or name.startswith(s + ".") for s in skip)}
+             if quantizable(sub) and not any(name == s or name.startswith(s + ".") for s in skip)}
+    for name in sorted(names):  # modules that compute a linear layer become one first
+        sub = module.get_submodule(name)
+        if not isinstance(sub, nn.Linear):
+            parent, _, child = name.rpartition(".")
+            setattr(module.get_submodule(parent) if parent else module, child, sub.to_linear())
     if not names:
         return 0
     weight = module.get_submodule(next(iter(names))).weight

@@ -157,6 +157,7 @@ class CPMBeeLLMConfig:
     path: str | None = None
     vocab: str | None = None
     dtype: str = "fp32"  # fp32 | bf16 | fp16
+    quantize: str = "none"  # none | int8: int8 linear layers for inference (CPU, fp32; mpm_framework.quantize)
     attention: str = "sdpa"  # sdpa | eager
     gradient_checkpointing: bool = False
     max_length: int = 2048  # rows longer than this are cut (as VisCPM's item builder)

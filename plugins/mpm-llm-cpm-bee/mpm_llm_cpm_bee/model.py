@@ -50,6 +50,15 @@ class ScaledLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight) / math.sqrt(self.dim_in)
 
+    def to_linear(self) -> nn.Linear:
+        """The plain ``nn.Linear`` this layer computes (scale folded into the weight):
+        what int8 quantisation (``mpm_framework.quantize``) replaces."""
+        linear = nn.Linear(self.dim_in, self.weight.shape[0], bias=False, device=self.weight.device,
+                           dtype=self.weight.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(self.weight / math.sqrt(self.dim_in))
+        return linear
+
 
 def rotate_by_sub(x: torch.Tensor, sub: torch.Tensor, distance_scale: float = 16.0,
                   base: float = 10000.0) -> torch.Tensor:

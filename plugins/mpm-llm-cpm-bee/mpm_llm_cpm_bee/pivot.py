@@ -155,6 +155,11 @@ class CPMBeeLLM(CPMBeeModel, PivotLLM):
             if not meta and next(model.parameters()).device.type != "meta":
                 model.init_weights(cfg.seed)
             model.to(dtype)
+        if not meta:
+            from mpm_framework.quantize import check_quantize, quantize_linear_int8
+
+            if check_quantize(cfg.quantize, "model.llm.quantize") == "int8":
+                quantize_linear_int8(model, field="model.llm.quantize")  # the tied LM head is an embedding
         return model
 
     @classmethod
