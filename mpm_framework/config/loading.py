@@ -8,19 +8,27 @@ path and the nearest valid key.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import typing
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ..errors import ConfigError, did_you_mean, nearest
+from ..errors import ConfigError, MPMError, did_you_mean, nearest
 from ..registry import Registration
 from .recipe_shape import check_shape, compose_file, syntax_error
 
 COMPONENT_KEYS = {"llm": "llm", "vision": "vision", "connector": "connector", "decoder": "decoder"}
 ROOT_SECTIONS = ("model", "data", "run", "stages")
+
+
+class ComponentSwapWarning(UserWarning):
+    """A component chosen on the command line replaced the recipe's, and the
+    recipe's settings for the old component were dropped."""
 
 
 @dataclasses.dataclass
@@ -70,6 +78,34 @@ def _component_schema(reg: Registration | None) -> Any:
     return node
 
 
+@functools.cache
+def _field_choices(cls: type) -> dict[str, tuple[Any, ...]]:
+    """``{field: allowed values}`` for the ``Literal[...]`` fields of a config dataclass."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation that does not resolve: omegaconf reports it
+        return {}
+    return {name: typing.get_args(hint) for name, hint in hints.items() if typing.get_origin(hint) is Literal}
+
+
+def _check_choice(schema: DictConfig, key: str, value: Any, full: str) -> None:
+    """A value outside a ``Literal[...]`` field's choices is a :class:`ConfigError`
+    naming the allowed values and the nearest one. Checked here rather than left
+    to omegaconf: older omegaconf releases do not enforce ``Literal``, and its
+    own message suggests nothing."""
+    cls = OmegaConf.get_type(schema)
+    if not dataclasses.is_dataclass(cls):
+        return
+    choices = _field_choices(cls).get(key)
+    if not choices or value in choices or value is None:
+        return
+    allowed = [str(c) for c in choices]
+    raise ConfigError(
+        f"invalid value {value!r} for '{full}'.{did_you_mean(str(value), allowed)} "
+        f"Allowed: {', '.join(allowed)}"
+    )
+
+
 def _check_keys(user: Any, schema: Any, path: str) -> None:
     """Reject keys the schema does not know, naming the closest valid one."""
     if not isinstance(user, dict) or not isinstance(schema, DictConfig):
@@ -88,6 +124,8 @@ def _check_keys(user: Any, schema: Any, path: str) -> None:
                 f"unknown config key '{full}'.{hint} "
                 f"Valid keys{' under ' + repr(path) if path else ''}: {', '.join(valid)}"
             )
+        if structured and not isinstance(value, (dict, list)):
+            _check_choice(schema, str(key), value, full)
         child = schema._get_node(key)
         if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
             _check_keys(value, child, full)
@@ -196,7 +234,7 @@ def resolve_config(
         model.pop("languages", None)
         for kind, node in list(model.items()):
             if kind in COMPONENT_KEYS and isinstance(node, dict):
-                node = dict(node)
+                node = _drop_replaced(kind, dict(node), flags, schema, registry)
                 node.pop("name", None)  # resolved above (an alias may differ)
                 model[kind] = node
                 if schema.model[kind] is None and node:
@@ -215,6 +253,34 @@ def resolve_config(
             merged.model[kind].name = registry.get(kind, cli_name).name
     _check_ranges(merged)
     return merged
+
+
+def _canonical(kind: str, name: str, registry) -> str:
+    try:
+        return registry.get(kind, name).name
+    except MPMError:
+        return name
+
+
+def _drop_replaced(kind: str, node: dict[str, Any], flags: dict[str, str | None], schema: DictConfig,
+                   registry) -> dict[str, Any]:
+    """Settings a layer gives for a component the command line replaced
+    (``--vision beit3`` over a recipe's ``vision: {name: clip, ...}``) belong to
+    the old component: drop them with a warning that names them, instead of
+    failing on them with a suggestion from the new component's keys."""
+    old = node.get("name")
+    chosen = schema.model[kind]
+    if not flags.get(kind) or not old or chosen is None:
+        return node
+    if _canonical(kind, str(old), registry) == chosen.name:
+        return node
+    dropped = [f"model.{kind}.{key}" for key in node if key != "name"]
+    if dropped:
+        warnings.warn(ComponentSwapWarning(
+            f"--{kind} {flags[kind]} replaces the recipe's {kind} '{old}': dropped its settings "
+            f"{', '.join(dropped)} (they belong to '{old}'; set {chosen.name}'s own with "
+            f"model.{kind}.KEY=VALUE)"), stacklevel=4)
+    return {"name": old}
 
 
 def _check_ranges(cfg: DictConfig) -> None:

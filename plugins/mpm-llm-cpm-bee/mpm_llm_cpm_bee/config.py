@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mpm_framework.config.choices import Dtype
 from mpm_framework.errors import ConfigError, did_you_mean
 
 # The compressed CPM-Bee models (BMCook) keep all 48 blocks of the 10B model but
@@ -156,7 +157,7 @@ class CPMBeeLLMConfig:
     size: str = "10b"  # tiny | 1b | 2b | 5b | 10b (the real size by default)
     path: str | None = None
     vocab: str | None = None
-    dtype: str = "fp32"  # fp32 | bf16 | fp16
+    dtype: Dtype = "fp32"  # fp32 | bf16 | fp16
     quantize: str = "none"  # none | int8: int8 linear layers for inference (CPU, fp32; mpm_framework.quantize)
     attention: str = "sdpa"  # sdpa | eager
     gradient_checkpointing: bool = False

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mpm_framework.config.choices import Dtype
+
 DTYPES = ("fp32", "bf16", "fp16")
 ATTENTION_BACKENDS = ("sdpa", "eager", "xformers")
 
@@ -54,7 +56,7 @@ class LlamaLLMConfig:
     revision: str = ""  # hub revision (branch, tag or commit); local paths ignore it
     model_type: str = "llama"  # architecture of a random model (``hf-causal-lm`` accepts any)
     tiny: TinyConfig = field(default_factory=TinyConfig)
-    dtype: str = "fp32"  # fp32 | bf16 | fp16
+    dtype: Dtype = "fp32"  # fp32 | bf16 | fp16
     # none | int8: inference with int8 linear layers (CPU, dtype fp32; the LM head stays fp32).
     # See mpm_framework.quantize for the backend and why.
     quantize: str = "none"

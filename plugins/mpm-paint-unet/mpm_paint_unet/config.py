@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mpm_framework.config.choices import Dtype
+
 TRAINABLE_CHOICES = ("adapter", "adapter+cross_attention", "all")
 SCHEDULER_CHOICES = ("ddpm", "ddim", "euler", "euler_ancestral", "dpmsolver")
 SPACE_CHOICES = ("pixel", "latent")
@@ -68,7 +70,7 @@ class UNetDecoderConfig:
     # reads it): guidance needs the unconditional model learnt alongside.
     caption_dropout: float = 0.1
     trainable: str = "adapter+cross_attention"  # adapter | adapter+cross_attention | all
-    dtype: str = "fp32"  # fp32 | bf16 | fp16
+    dtype: Dtype = "fp32"  # fp32 | bf16 | fp16
 
 
 def trainable_groups_for(choice: str) -> list[str]:

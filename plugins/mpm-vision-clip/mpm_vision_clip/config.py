@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mpm_framework.config.choices import Dtype
+
 DTYPES = ("fp32", "bf16", "fp16")
 
 
@@ -46,7 +48,7 @@ class ClipVisionConfig:
     keep_cls: bool = False
     pad_to_square: bool = False
     prune_layers: bool = True
-    dtype: str = "fp32"  # fp32 | bf16 | fp16
+    dtype: Dtype = "fp32"  # fp32 | bf16 | fp16
     quantize: str = "none"  # none | int8: int8 linear layers for inference (CPU, fp32; mpm_framework.quantize)
     attn_implementation: str = "sdpa"  # sdpa | eager
     tiny: TowerTinyConfig = field(default_factory=TowerTinyConfig)
