@@ -163,4 +163,8 @@ def test_quick_profile_end_to_end(tmp_path, packs):
     assert check_run(out) == []
     summary = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert summary["langs"] == ["en", "zh", "de", "fr"] and summary["profile"] == "quick"
-    assert "Caption attribute F1" in proc.stdout
+    # the console: the headline with CIs and significance, then where the report is; the tables
+    # of each stage stay in the job logs
+    assert "### Headline: mpm vs no-pivot vs native" in proc.stdout and "trainable set" not in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith(f"report: {out / 'results.md'}")
+    assert len(summary["headline"]) == 6 and "Caption attribute F1" in (out / "results.md").read_text()
