@@ -649,14 +649,17 @@ class Job:
 
 
 _WORKER: Demo | None = None
+_WORKER_LOG: Any = None
 
 
 def _init_worker(settings: DemoSettings, threads: int) -> None:
     from .console import limit_threads, redirected
 
-    global _WORKER
+    global _WORKER, _WORKER_LOG
     if not settings.verbose:  # import-time chatter (DeepSpeed's accelerator note...) into a log
-        redirected(settings.out / "logs" / f"worker-{os.getpid()}.log").__enter__()
+        # held for the worker's life: a collected context manager would restore the terminal
+        _WORKER_LOG = redirected(settings.out / "logs" / f"worker-{os.getpid()}.log")
+        _WORKER_LOG.__enter__()
     limit_threads(threads)
     _WORKER = Demo(settings.replace_progress(settings.verbose and settings.progress))
 
