@@ -113,7 +113,7 @@ class Scheduler:
         self._ends: torch.Tensor | None = None
         # whether joining merges decode states: False when the LLM keeps the contract's
         # default (not supported), None until a first merge tells
-        overrides = getattr(type(self.llm), "merge_decode_states", None) is not PivotLLM.merge_decode_states
+        overrides = type(self.llm).merge_decode_states is not PivotLLM.merge_decode_states
         self._merge_ok: bool | None = None if overrides else False
 
     # -- public --------------------------------------------------------------------------
