@@ -209,6 +209,17 @@ def _tiny_plugin():
     return testing_plugin
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Torch on one thread for each test that sees this fixture (import it into a
+    ``conftest.py`` and it applies to every test there): tiny models run fastest
+    and deterministically on one thread, and a shared machine stays responsive."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def mpm_plugin():
     """Register plugins in-process for one test: ``mpm_plugin(module_or_object)``."""

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from mpm_framework.testing import mpm_plugin, tiny_components  # noqa: F401  (fixtures)
+from mpm_framework.testing import mpm_plugin, one_thread, tiny_components  # noqa: F401  (fixtures; one_thread is autouse)
 
 CORPUS = [
     "a red circle on the left", "two blue squares at the top", "a green triangle in the middle",
@@ -36,15 +36,6 @@ LLAMA3_TEMPLATE = (
 
 SIZES = dict(hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
              max_position_embeddings=256)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread, and a shared machine stays responsive."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def toy_tokenizer(path=None):

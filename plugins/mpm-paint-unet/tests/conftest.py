@@ -3,7 +3,7 @@ installed, plus the tiny pivot LLM."""
 
 import pytest
 
-from mpm_framework.testing import mpm_plugin, tiny_components  # noqa: F401
+from mpm_framework.testing import mpm_plugin, one_thread, tiny_components  # noqa: F401  (fixtures; one_thread is autouse)
 
 
 @pytest.fixture
@@ -16,13 +16,3 @@ def paint_components(tiny_components, mpm_plugin):  # noqa: F811
         mpm_plugin(plugin, name="mpm_paint_unet")
     yield
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: contention-free CPU math on a shared 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
