@@ -22,10 +22,16 @@ from ..security import trust_remote_code_option
 @click.option("--tflops", default=120.0, show_default=True,
               help="Assumed achieved TFLOP/s per GPU for the time estimate (~40% of an A100's bf16 peak).")
 @click.option("--measure", is_flag=True, help="Also run one real training step on this CPU and show its peak memory.")
+@click.option("--inference", is_flag=True,
+              help="Plan inference instead: memory of each dtype x int8 x offload choice.")
+@click.option("--max-gpu-memory", default=None,
+              help="With --inference: plan offload, at most this much on the GPU (e.g. 5GiB); the rest in CPU memory.")
+@click.option("--context", type=int, default=2048, show_default=True,
+              help="With --inference: tokens of context the KV cache holds.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @trust_remote_code_option
 def plan(recipe, overrides, gpus, nodes, gpu_mem, zero, offload, stage, micro_batch, seq_len, tflops,
-         measure, as_json) -> None:
+         measure, inference, max_gpu_memory, context, as_json) -> None:
     """Count parameters exactly (meta device, no weights) and estimate per-GPU
     memory and step time for RECIPE on the given hardware; say whether it fits
     and what would make it fit.
@@ -34,8 +40,13 @@ def plan(recipe, overrides, gpus, nodes, gpu_mem, zero, offload, stage, micro_ba
     Examples:
       mpm plan examples/recipes/viscpm_chat_balance.yaml --gpus 8 --gpu-mem 80GB --zero 2
       mpm plan examples/recipes/viscpm_chat_balance.yaml --stage instruct --zero 3 --offload
+      mpm plan examples/recipes/viscpm_chat_balance.yaml --inference --gpu-mem 24GB --max-gpu-memory 5GiB
     """
     import json
+
+    if inference:
+        _plan_inference(recipe, overrides, gpu_mem, max_gpu_memory, context, as_json)
+        return
 
     from ..config.loading import resolve_config
     from ..planning.estimate import format_plan, make_plan
@@ -71,3 +82,27 @@ def plan(recipe, overrides, gpus, nodes, gpu_mem, zero, offload, stage, micro_ba
         click.echo(f"\nmeasured on this CPU (fp32, one steady-state step): {measured['step_bytes'] / 2**20:.1f} "
                    f"MiB above the weights (optimizer state + step peak); planned {est / 2**20:.1f} MiB "
                    f"({est / max(measured['step_bytes'], 1):.2f}x)")
+
+
+def _plan_inference(recipe, overrides, gpu_mem, max_gpu_memory, context, as_json) -> None:
+    import dataclasses
+    import json
+
+    from ..composition import build_stack
+    from ..config.loading import resolve_config
+    from ..planning.hardware import parse_size
+    from ..planning.inference import format_inference_plan, plan_inference
+
+    cfg = resolve_config(recipe=recipe, overrides=list(overrides))
+    stack = build_stack(cfg, meta=True)
+    result = plan_inference(stack, parse_size(gpu_mem), parse_size(max_gpu_memory) if max_gpu_memory else None,
+                            context_tokens=context)
+    if as_json:
+        click.echo(json.dumps({
+            "splits": {k: dataclasses.asdict(v) for k, v in result.splits.items()},
+            "gpu_memory": result.gpu_memory, "max_gpu_memory": result.max_gpu_memory,
+            "context_tokens": result.context_tokens, "kv_bytes_per_token": result.kv_bytes_per_token,
+            "choices": [{**dataclasses.asdict(c), "label": c.label} for c in result.choices],
+        }, indent=2))
+        return
+    click.echo(format_inference_plan(result))
