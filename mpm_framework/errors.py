@@ -15,16 +15,22 @@ class UnknownComponentError(MPMError, KeyError):
         return str(self.args[0])
 
 
-class ConfigError(MPMError):
-    pass
+class ConfigError(MPMError, ValueError):
+    """A config key, value or combination is wrong (also a ``ValueError``, so
+    callers' ``except ValueError`` keep working)."""
 
 
 class DuplicateComponentError(MPMError):
     pass
 
 
-class DataError(MPMError):
-    pass
+class DataError(MPMError, ValueError):
+    """A file, dataset or batch is missing or malformed (also a ``ValueError``)."""
+
+
+class PluginError(MPMError, TypeError):
+    """A plugin called the registration API wrongly (also a ``TypeError``, what
+    the call raised before): the message says what the call needs."""
 
 
 def nearest(name: str, candidates: Iterable[str]) -> str | None:

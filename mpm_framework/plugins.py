@@ -24,6 +24,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .errors import PluginError
 from .registry import KINDS, Registration, Registry
 
 ENTRY_POINT_GROUP = "mpm"
@@ -252,7 +253,8 @@ def _registrar(made: list[Registration], kind: str, plugin_name: str):
         default_connector: str | None = None,
     ) -> None:
         if not isinstance(name, str) or not name or not isinstance(factory, str):
-            raise TypeError(f"register() needs a name and a 'module:attr' factory string, got {name!r}, {factory!r}")
+            raise PluginError(f"register() needs a name and a 'module:attr' factory string, got {name!r}, {factory!r}: "
+                              "pass the factory as an import string, e.g. 'my_plugin.encoder:MyEncoder'")
         made.append(
             Registration(
                 kind=kind,
@@ -276,7 +278,8 @@ def _format_registrar(made: list[Registration], kind: str, plugin_name: str):
     def register(name: str, importer: str | None = None, exporter: str | None = None, *,
                  description: str = "", aliases: tuple[str, ...] | list[str] = ()) -> None:
         if not isinstance(name, str) or not name or not (importer or exporter):
-            raise TypeError("register() needs a name and an importer or an exporter string")
+            raise PluginError("register() needs a name and an importer or an exporter string, "
+                              "e.g. register('myformat', importer='my_plugin.io:import_checkpoint')")
         made.append(Registration(kind=kind, name=name, factory="", aliases=tuple(aliases), plugin=plugin_name,
                                  description=description, importer=importer, exporter=exporter))
 

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import DuplicateComponentError, MPMError, UnknownComponentError, did_you_mean
+from .errors import ConfigError, DuplicateComponentError, MPMError, UnknownComponentError, did_you_mean
 
 # kind -> the hook that registers it. Stack components, language packs, and what
 # else a plugin names by "module:attr" strings (toy-world grammars, checkpoint
@@ -188,7 +188,8 @@ class Registry:
         """Add ``reg`` unless its name or an alias is taken; then the first
         registration stays and the clash is recorded (and returned)."""
         if reg.kind not in KINDS:
-            raise ValueError(f"unknown component kind {reg.kind!r}; kinds: {', '.join(KINDS)}")
+            raise ConfigError(f"unknown component kind {reg.kind!r}.{did_you_mean(str(reg.kind), KINDS)} "
+                              f"Kinds: {', '.join(KINDS)}")
         clashes = []
         for name in dict.fromkeys((reg.name, *reg.aliases)):
             taken = self._owner(reg.kind, name)

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..contracts.language import LanguagePack
+from ..errors import DataError
 
 # -- tokenisation -------------------------------------------------------------------
 
@@ -54,10 +55,11 @@ def _reference_streams(references: Sequence[Sequence[str]]) -> list[list[str | N
 
 def _check(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> None:
     if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference sets")
+        raise DataError(f"{len(hypotheses)} hypotheses but {len(references)} reference sets: "
+                        "give one list of references per hypothesis")
     empty = [i for i, refs in enumerate(references) if not [r for r in refs if r]]
     if empty:
-        raise ValueError(f"item {empty[0]} has no reference")
+        raise DataError(f"item {empty[0]} has no reference: drop the item or add a reference text")
 
 
 # -- BLEU / chrF (sacrebleu) ------------------------------------------------------------
@@ -119,7 +121,8 @@ def cider_d(
     measures length by the number of bigrams); mean over n, mean over
     references, times 10. The corpus score is the mean over items."""
     if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference sets")
+        raise DataError(f"{len(hypotheses)} hypotheses but {len(references)} reference sets: "
+                        "give one list of references per hypothesis")
     if not hypotheses:
         return CiderResult(float("nan"), [])
     ref_counts = [[_ngrams(r, n) for r in refs] for refs in references]
@@ -142,7 +145,7 @@ def cider_d(
     per_item = []
     for hyp, refs in zip(hyp_counts, ref_counts):
         if not refs:
-            raise ValueError("every item needs at least one reference")
+            raise DataError("every item needs at least one reference: drop items without one")
         vec_h, norm_h, len_h = vector(hyp)
         total = [0.0] * n
         for ref in refs:

@@ -10,7 +10,7 @@ from torch import nn
 from ..contracts.decoder import DECODER_GROUPS, ImageDecoder
 from ..contracts.language import LanguagePack
 from ..contracts.llm import PivotLLM
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .base import Stack
 
 EMPTY_CAPTION = ""
@@ -105,7 +105,8 @@ class PaintStack(Stack):
         """The paint objective on ``{"images": (B, 3, H, W) in [-1, 1], "prompts": [...]}``."""
         images, prompts = batch["images"], batch["prompts"]
         if len(prompts) != images.shape[0]:
-            raise ValueError(f"{images.shape[0]} images but {len(prompts)} prompts in the batch")
+            raise DataError(f"{images.shape[0]} images but {len(prompts)} prompts in the batch: "
+                            "give one prompt per image")
         cond, mask = self.encode_prompts(self.drop_captions(prompts))
         return self.decoder.training_loss(images, cond, mask)
 

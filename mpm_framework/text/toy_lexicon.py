@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..contracts.toy_grammar import COLORS, POSITIONS, SHAPES, SIZES, ObjectSpec
+from ..errors import ConfigError, DataError, did_you_mean
 from . import rule_split
 
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -60,7 +61,7 @@ class ToyLexicon:
         segmenter: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
         if segmentation not in ("words", "chars"):
-            raise ValueError(f"segmentation must be 'words' or 'chars', not {segmentation!r}")
+            raise ConfigError(f"{code}: segmentation must be 'words' or 'chars', not {segmentation!r}")
         self.code = code
         # a pack's own word segmenter: entries and text are both cut into its words
         self.segmenter = segmenter
@@ -70,9 +71,11 @@ class ToyLexicon:
         for surface, (attr, value) in entries.items():
             if attr == "count":
                 if not value.isdigit():
-                    raise ValueError(f"{code}: count entry {surface!r} must map to digits, not {value!r}")
+                    raise DataError(f"{code}: count entry {surface!r} must map to digits, not {value!r} "
+                                    "(fix the pack's toy lexicon)")
             elif value not in ATTRIBUTES.get(attr, ()):
-                raise ValueError(f"{code}: entry {surface!r} -> ({attr!r}, {value!r}) is not a toy-world value")
+                raise DataError(f"{code}: entry {surface!r} -> ({attr!r}, {value!r}) is not a toy-world value; "
+                                f"{attr} values: {', '.join(ATTRIBUTES.get(attr, ())) or '(unknown attribute)'}")
             self.entries[self._norm(surface)] = (attr, value)
         self.boundaries = frozenset(self._norm(b) for b in boundaries)
         # Words that contain an entry but mean something else (Chinese 一共 "in
@@ -81,17 +84,18 @@ class ToyLexicon:
         for name, group in (("boundaries", self.boundaries), ("ignored words", self.ignore)):
             clash = group & set(self.entries)
             if clash:
-                raise ValueError(f"{code}: {sorted(clash)} are both {name} and entries")
+                raise DataError(f"{code}: {sorted(clash)} are both {name} and entries: keep each word in one place")
         self.weak_numbers = frozenset(self._norm(w) for w in weak_numbers)
         unknown = self.weak_numbers - {s for s, (a, _) in self.entries.items() if a == "count"}
         if unknown:
-            raise ValueError(f"{code}: weak numbers {sorted(unknown)} are not count entries")
+            raise DataError(f"{code}: weak numbers {sorted(unknown)} are not count entries: add them as count "
+                            "entries or drop them from weak_numbers")
         keys = [*self.entries, *self.boundaries, *self.ignore]
         self._max_len = max((len(self._units(k)) for k in keys), default=1)
         for attr, values in ATTRIBUTES.items():
             missing = set(values) - {v for a, v in self.entries.values() if a == attr}
             if missing:
-                raise ValueError(f"{code}: no surface form for {attr} {sorted(missing)}")
+                raise DataError(f"{code}: no surface form for {attr} {sorted(missing)}: add an entry for each")
 
     # -- scanning ----------------------------------------------------------------
     def _norm(self, text: str) -> str:
@@ -156,7 +160,8 @@ class ToyLexicon:
     def parse_value(self, text: str, kind: str) -> str | None:
         """Canonical English value of an answer to a ``kind`` question, or None."""
         if kind not in ANSWER_KINDS:
-            raise ValueError(f"unknown answer kind {kind!r}; kinds: {', '.join(ANSWER_KINDS)}")
+            raise ConfigError(f"unknown answer kind {kind!r}.{did_you_mean(str(kind), ANSWER_KINDS)} "
+                              f"Kinds: {', '.join(ANSWER_KINDS)}")
         mentions = [m for m in self.scan(text) if m.attr == kind]
         if kind == "count":
             strong = [m for m in mentions if m.surface not in self.weak_numbers]

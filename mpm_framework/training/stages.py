@@ -283,7 +283,7 @@ def register_stage(stage: Stage | type[Stage], *, replace: bool = False) -> Stag
     """Add a stage (an instance or a class with a ``name``)."""
     instance = stage() if isinstance(stage, type) else stage
     if not instance.name:
-        raise ValueError("a stage needs a name")
+        raise ConfigError(f"stage {type(instance).__name__} needs a name: set its class attribute name = '...'")
     current = _STAGES.get(instance.name)
     if current is not None and not replace and not isinstance(current, str):
         raise ConfigError(f"stage '{instance.name}' is already registered ({type(current).__name__}); "
