@@ -117,10 +117,12 @@ def read_stage_config(folder: str | Path):
     only the caller grants remote code (``mpm_framework.security``)."""
     from ..config.loading import resolve_config
     from ..security import ignore_remote_code_settings
+    from .stages import check_saved_stages
 
     path = Path(folder) / "config.yaml"
     cfg = resolve_config(recipe=path)
     ignore_remote_code_settings(cfg, path)
+    check_saved_stages(cfg, str(path))  # a run.stage import string would run the code it names
     return cfg
 
 

@@ -297,10 +297,12 @@ def stage_names() -> list[str]:
 
 
 def get_stage(name: str) -> Stage:
-    """A registered stage by name, or ``"package.module:StageClass"``."""
+    """A registered stage by name, or ``"package.module:StageClass"``.
+
+    An import string must name a :class:`Stage` subclass or instance; anything
+    else (``os:system``) is a :class:`ConfigError`, and is never called."""
     if ":" in name:
-        obj = import_string(name)
-        return obj() if isinstance(obj, type) else obj
+        return _stage_object(name, import_string(name))
     entry = _STAGES.get(name)
     if entry is None:
         raise ConfigError(f"unknown stage '{name}'.{did_you_mean(name, _STAGES)} Stages: {', '.join(_STAGES)} "
@@ -310,9 +312,42 @@ def get_stage(name: str) -> Stage:
             obj = import_string(entry)
         except ImportError as exc:
             raise ConfigError(f"stage '{name}' is provided by {entry}, which cannot be imported: {exc}") from None
-        entry = obj() if isinstance(obj, type) else obj
+        entry = _stage_object(entry, obj)
         _STAGES[name] = entry
     return entry
+
+
+def _stage_object(source: str, obj: Any) -> Stage:
+    """``obj`` as a Stage instance; a class is instantiated only when it is a Stage."""
+    if isinstance(obj, type) and issubclass(obj, Stage):
+        return obj()
+    if isinstance(obj, Stage):
+        return obj
+    raise ConfigError(f"run.stage '{source}' names {type(obj).__name__} {getattr(obj, '__name__', '')!s}, "
+                      "not a Stage: name a subclass of mpm_framework.training.stages.Stage (or an instance), "
+                      f"or a registered stage: {', '.join(_STAGES)}")
+
+
+def check_saved_stages(cfg: Any, source: str) -> None:
+    """Refuse stage import strings in a config read from a run folder: the folder
+    is data, and ``pkg.module:Stage`` would import (run) code it names. Registered
+    stage names pass; import strings pass only when the running command granted
+    code (``--trust-remote-code``, see :mod:`mpm_framework.security`)."""
+    from ..security import remote_code_trusted
+
+    if remote_code_trusted():
+        return
+    named = [("run.stage", cfg.run.get("stage"))]
+    for key, stage in (cfg.get("stages") or {}).items():
+        named.append((f"the stage name stages.{key}", str(key)))  # a stage's key is run.stage when it runs
+        run = stage.get("run") if hasattr(stage, "get") else None
+        if run is not None and run.get("stage") is not None:
+            named.append((f"stages.{key}.run.stage", run.get("stage")))
+    for key, value in named:
+        if isinstance(value, str) and ":" in value:
+            raise ConfigError(f"{source}: {key} is '{value}', code to import; a run folder may only name "
+                              f"registered stages ({', '.join(_STAGES)}). If you trust whoever wrote this "
+                              "folder, pass --trust-remote-code")
 
 
 def default_freeze_sets(stage: str, stack: Any, cfg: Any = None) -> tuple[list[str], list[str]]:
