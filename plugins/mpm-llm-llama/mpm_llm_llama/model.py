@@ -286,11 +286,14 @@ class HFCausalLM(PivotLLM):
     def prefill(self, inputs_embeds: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, DecodeState]:
         from transformers import DynamicCache
 
+        from .kv_cache import use_growing_layers
+
         mask = batch["attention_mask"].to(inputs_embeds.device)
         if not bool(mask[:, -1].all()):
             raise MPMError("prefill needs left-padded prompts: collate(..., padding_side='left')")
         positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
         cache = DynamicCache(config=self.hf.config)
+        use_growing_layers(cache)  # decode steps append in place instead of copying the cache
         logits, cache = self._step(inputs_embeds, mask, positions, cache)
         return logits, DecodeState(cache, mask, mask.long().sum(-1))
 
@@ -319,12 +322,15 @@ class HFCausalLM(PivotLLM):
         static layers keep lengths or offsets that padding would break)."""
         from transformers.cache_utils import DynamicLayer
 
+        from .kv_cache import GrowingLayer
+
         if not states:
             return None
         caches = [getattr(state.cache, "layers", None) for state in states]
         if any(layers is None or len(layers) != len(caches[0]) for layers in caches):
             return None
-        if any(type(layer) is not DynamicLayer or not layer.is_initialized for layers in caches for layer in layers):
+        plain = (DynamicLayer, GrowingLayer)
+        if any(type(layer) not in plain or not layer.is_initialized for layers in caches for layer in layers):
             return None
         lengths = [state.attention_mask.shape[1] for state in states]
         if any(layer.keys.shape[-2] != n for layers, n in zip(caches, lengths) for layer in layers):
