@@ -10,6 +10,7 @@ import types
 import pytest
 import torch
 
+from mpm_framework.composition import component_config
 from mpm_framework.contracts.prompt import IGNORE_INDEX, Turn
 from mpm_framework.errors import ConfigError
 
@@ -128,8 +129,8 @@ def test_half_precision_loads_and_trains(llama_dir, dtype, torch_dtype):
 
 
 def test_bad_dtype_and_backend_name_the_nearest_choice(llama_dir):
-    with pytest.raises(ConfigError, match="Did you mean 'bf16'"):
-        _llm(llama_dir, dtype="bf61")
+    with pytest.raises(ConfigError, match="Did you mean 'bf16'"):  # a Literal choice: checked at resolve time
+        component_config("llm", "llama", [f"path={llama_dir}", "dtype=bf61"])
     with pytest.raises(ConfigError, match="Did you mean 'eager'"):
         _llm(llama_dir, attn_implementation="eagre")
 

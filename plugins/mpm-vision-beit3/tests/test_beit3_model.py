@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from mpm_framework.composition import component_config
 from mpm_framework.errors import ConfigError, MPMError
 
 EPS = 1e-5
@@ -239,8 +240,8 @@ def test_bf16_stays_close_to_fp32(make_beit3):
     out = half(pixels)
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), full(pixels), atol=0.1, rtol=0.05)
-    with pytest.raises(ConfigError, match="Did you mean 'fp16'"):
-        make_beit3(dtype="fp61")
+    with pytest.raises(ConfigError, match="Did you mean 'fp16'"):  # a Literal choice: checked at resolve time
+        component_config("vision", "beit3", ["preset=tiny", "dtype=fp61"])
 
 
 @pytest.mark.gpu

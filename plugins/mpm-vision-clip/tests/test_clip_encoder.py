@@ -6,6 +6,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+from mpm_framework.composition import component_config
 from mpm_framework.contracts.base import BuildContext
 from mpm_framework.errors import ConfigError, MPMError
 
@@ -127,8 +128,8 @@ def test_user_errors_are_clear(clip_dirs, tmp_path):
         _build("siglip", keep_cls=True)
     with pytest.raises(ConfigError, match="not found"):
         _build("clip", path=str(tmp_path / "missing"))
-    with pytest.raises(ConfigError, match="Did you mean 'bf16'"):
-        _build("clip", dtype="bf61")
+    with pytest.raises(ConfigError, match="Did you mean 'bf16'"):  # a Literal choice: checked at resolve time
+        component_config("vision", "clip", ["dtype=bf61"])
     with pytest.raises(ConfigError, match="Use vision=clip"):
         _build("siglip", path=str(clip_dirs["vision"]))  # a CLIP checkpoint is no SigLIP
     broken = tmp_path / "broken"
