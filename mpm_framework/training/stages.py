@@ -323,7 +323,7 @@ def _stage_object(source: str, obj: Any) -> Stage:
         return obj()
     if isinstance(obj, Stage):
         return obj
-    raise ConfigError(f"run.stage '{source}' names {type(obj).__name__} {getattr(obj, '__name__', '')!s}, "
+    raise ConfigError(f"run.stage '{source}' names a {type(obj).__name__}, "
                       "not a Stage: name a subclass of mpm_framework.training.stages.Stage (or an instance), "
                       f"or a registered stage: {', '.join(_STAGES)}")
 
@@ -333,6 +333,8 @@ def check_saved_stages(cfg: Any, source: str) -> None:
     is data, and ``pkg.module:Stage`` would import (run) code it names. Registered
     stage names pass; import strings pass only when the running command granted
     code (``--trust-remote-code``, see :mod:`mpm_framework.security`)."""
+    from omegaconf import DictConfig
+
     from ..security import remote_code_trusted
 
     if remote_code_trusted():
@@ -340,7 +342,7 @@ def check_saved_stages(cfg: Any, source: str) -> None:
     named = [("run.stage", cfg.run.get("stage"))]
     for key, stage in (cfg.get("stages") or {}).items():
         named.append((f"the stage name stages.{key}", str(key)))  # a stage's key is run.stage when it runs
-        run = stage.get("run") if hasattr(stage, "get") else None
+        run = stage.get("run") if isinstance(stage, DictConfig | dict) else None
         if run is not None and run.get("stage") is not None:
             named.append((f"stages.{key}.run.stage", run.get("stage")))
     for key, value in named:
