@@ -15,7 +15,7 @@ CHAT_HELP = """\
 /quit         leave"""
 
 
-MODEL_DEFAULT = "the model's own default (its generation_defaults), else"
+MODEL_DEFAULT = "the model's generation_defaults, else"
 
 
 def generation_options(func):

@@ -140,4 +140,4 @@ def test_cli_help_names_the_model_default():
     text = " ".join(result.output.split())
     assert "--repetition-scope [all|generated]" in text
     assert "--beam-temperature" in text
-    assert "Default: the model's own default (its generation_defaults), else 128" in text
+    assert "Default: the model's generation_defaults, else 128" in text

@@ -400,7 +400,8 @@ def _mean_ce(logits: torch.Tensor, targets: torch.Tensor, anchor: torch.Tensor) 
 
 def _copy_cache(cache: Any) -> Any:
     """A cache whose layers can be updated without touching ``cache`` (tensors are
-    shared until replaced; transformers' dynamic layers replace, never write in place)."""
+    shared until replaced; transformers' dynamic layers replace, never write in
+    place, and ``kv_cache.GrowingLayer`` writes in place only past every sharer's end)."""
     new = copy.copy(cache)
     if hasattr(cache, "layers"):
         new.layers = [copy.copy(layer) for layer in cache.layers]
