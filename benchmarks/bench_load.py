@@ -12,6 +12,7 @@ interpreter (so the writer's memory never counts)::
 
     python benchmarks/bench_load.py --kinds llama,clip --mb 500
     python benchmarks/bench_load.py --kinds llama --mb 500 --dtype bf16   # fp32 file -> bf16 model
+    python benchmarks/bench_load.py --mb 500 --dtype fp32,bf16 --kinds llama,clip,llava-peer --results
 
 ``measure_load(kind, folder)`` is the reusable part (the slow test of the
 llama plugin calls it). Not a pytest-benchmark: memory, not time, is measured.
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 KINDS = ("llama", "hf-causal-lm", "clip", "siglip", "unet", "cpm-bee", "beit3")
+# The peer: transformers' own LlavaForConditionalGeneration.from_pretrained (not an MPM plugin).
+PEERS = ("llava-peer",)
 _HERE = Path(__file__).resolve()
 
 
@@ -113,8 +116,24 @@ def write_checkpoint(kind: str, folder: Path, mb: float) -> None:
         model = Beit3Encoder.from_config(Beit3Config(**_beit3_options(layers)), BuildContext())
         save_safetensors(model, folder / "model.safetensors")
         (folder / "layers.json").write_text(json.dumps({"num_layers": layers}))
+    elif kind == "llava-peer":
+        from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+        hidden, inter = 1024, 2816
+        vision = CLIPVisionConfig(image_size=224, patch_size=16, hidden_size=hidden, intermediate_size=4 * hidden,
+                                  num_hidden_layers=4, num_attention_heads=16)
+        layers = _layers_for(max(mb - 4 * 12 * hidden * hidden * 4 / 2**20, 1), 4 * hidden * hidden + 3 * hidden * inter)
+        text = LlamaConfig(vocab_size=32000, hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
+                           num_attention_heads=16, num_key_value_heads=16)
+        config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=31999)
+        with torch.device("meta"):
+            model = LlavaForConditionalGeneration(config)
+        model.to_empty(device="cpu")
+        for p in model.parameters():
+            p.data.normal_(0, 0.02)
+        model.save_pretrained(folder)
     else:
-        raise SystemExit(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+        raise SystemExit(f"unknown kind {kind!r}; kinds: {', '.join(KINDS + PEERS)}")
 
 
 def _beit3_options(layers: int) -> dict[str, Any]:
@@ -126,6 +145,8 @@ def _beit3_options(layers: int) -> dict[str, Any]:
 
 def _loader(kind: str, folder: Path, dtype: str):
     """A function that loads ``folder`` through the plugin's code, imports done."""
+    import torch
+
     from mpm_framework.contracts.base import BuildContext
 
     if kind in ("llama", "hf-causal-lm"):
@@ -159,6 +180,11 @@ def _loader(kind: str, folder: Path, dtype: str):
         layers = json.loads((folder / "layers.json").read_text())["num_layers"]
         options = Beit3Config(**_beit3_options(layers), path=str(folder / "model.safetensors"), dtype=dtype)
         return lambda: Beit3Encoder.from_config(options, BuildContext())
+    if kind == "llava-peer":
+        from transformers import LlavaForConditionalGeneration
+
+        torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+        return lambda: LlavaForConditionalGeneration.from_pretrained(str(folder), dtype=torch_dtype)
     raise SystemExit(f"unknown kind {kind!r}")
 
 
@@ -168,8 +194,11 @@ def _warm_imports() -> None:
     import importlib
 
     for name in ("safetensors.torch", "accelerate", "transformers.modeling_utils",
+                 "transformers.models.llava.modeling_llava",
                  "transformers.models.llama.modeling_llama", "transformers.models.clip.modeling_clip",
-                 "transformers.models.siglip.modeling_siglip", "diffusers"):
+                 "transformers.models.siglip.modeling_siglip", "diffusers",
+                 # diffusers imports its model classes lazily: tens of MiB that are code, not weights
+                 "diffusers.models.unets.unet_2d_condition", "diffusers.models.autoencoders.autoencoder_kl"):
         try:
             importlib.import_module(name)
         except ImportError:
@@ -229,7 +258,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--mb", type=float, default=500)
-    parser.add_argument("--dtype", default="fp32")
+    parser.add_argument("--dtype", default="fp32", help="one or more, comma-separated (fp32,bf16)")
+    parser.add_argument("--results", action="store_true", help="also write the table into RESULTS.md")
     parser.add_argument("--write", help=argparse.SUPPRESS)
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -240,16 +270,74 @@ def main() -> None:
     if args.measure:
         print(json.dumps(_child_measure(args.measure, Path(args.folder), args.dtype)))
         return
-    print("| plugin | dtype | weights (MiB) | baseline (MiB) | peak after load (MiB) | ratio after load "
-          "| peak, all weights read (MiB) | ratio, all read |")
-    print("|---|---|---|---|---|---|---|---|")
-    for kind in args.kinds.split(","):
-        with tempfile.TemporaryDirectory(prefix=f"bench-load-{kind}-") as tmp:
-            make_checkpoint(kind, Path(tmp) / "ckpt", args.mb)
-            r = measure_load(kind, Path(tmp) / "ckpt", args.dtype)
-        print(f"| {kind} | {args.dtype} | {r['weight_bytes'] / 2**20:.0f} | {r['baseline'] / 2**20:.0f} | "
-              f"{r['peak'] / 2**20:.0f} | {r['ratio']:.2f} | {r['touched'] / 2**20:.0f} | "
-              f"{r['ratio_touched']:.2f} |", flush=True)
+    lines = ["| plugin | dtype | weights (MiB) | baseline (MiB) | peak after load (MiB) | ratio after load "
+             "| peak, all weights read (MiB) | ratio, all read | target <= 1.15 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
+    load = os.getloadavg()[0]
+    for dtype in args.dtype.split(","):
+        for kind in args.kinds.split(","):
+            with tempfile.TemporaryDirectory(prefix=f"bench-load-{kind}-") as tmp:
+                make_checkpoint(kind, Path(tmp) / "ckpt", args.mb)
+                r = measure_load(kind, Path(tmp) / "ckpt", dtype)
+            load = max(load, os.getloadavg()[0])
+            lines.append(f"| {kind} | {dtype} | {r['weight_bytes'] / 2**20:.0f} | {r['baseline'] / 2**20:.0f} | "
+                         f"{r['peak'] / 2**20:.0f} | {r['ratio']:.2f} | {r['touched'] / 2**20:.0f} | "
+                         f"{r['ratio_touched']:.2f} | {'yes' if r['ratio_touched'] <= 1.15 else '**no**'} |")
+            print(lines[-1], flush=True)
+    if args.results:
+        write_results(lines, args.mb, load)
+
+
+MARK_BEGIN, MARK_END = "<!-- bench_load:begin -->", "<!-- bench_load:end -->"
+
+
+def _keep_other_rows(current: str, text: str) -> str:
+    """``text`` with the rows of the existing block that it does not measure again
+    (another plugin or dtype) appended, so a partial run updates only its rows."""
+    if MARK_BEGIN not in current:
+        return text
+    old = current.split(MARK_BEGIN, 1)[1].split(MARK_END, 1)[0]
+
+    def rows(block: str) -> dict[tuple[str, str], str]:
+        return {tuple(c.strip() for c in line.split("|")[1:3]): line for line in block.splitlines()
+                if line.startswith("| ") and not line.startswith("| plugin")}
+
+    new_rows = rows(text)
+    kept = [line for key, line in rows(old).items() if key not in new_rows]
+    return text.rstrip() + ("\n" + "\n".join(kept) if kept else "")
+
+
+def write_results(table: list[str], mb: float, load: float) -> None:
+    """Put the table into RESULTS.md between this script's markers."""
+    import datetime
+    import platform
+    import re
+
+    import torch
+
+    text = "\n".join([
+        "## Load memory (`benchmarks/bench_load.py`)", "",
+        f"Peak RSS while loading a random ~{mb:g} MiB fp32 checkpoint of each kind through the plugin's own "
+        "code, in a fresh interpreter: (peak - baseline) / weight bytes, where the baseline is the "
+        "interpreter with torch, transformers, diffusers and the plugin imported. 'After load' is the "
+        "peak when loading returns (memory-mapped weights are not yet read); 'all weights read' after "
+        "reading every page, as a forward pass does. bf16 rows convert the fp32 file while loading. "
+        "`llava-peer` is transformers' `LlavaForConditionalGeneration.from_pretrained` on a LLaVA "
+        "checkpoint of the same size (Llama text model + CLIP tower). A run of some plugins replaces "
+        "their rows and keeps the others (the date is the latest run's).", "",
+        f"- {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}; {platform.machine()}, "
+        f"{os.cpu_count()} cores shared with other work (load average up to {load:.1f}); "
+        f"torch {torch.__version__}", "", *table])
+    path = _HERE.parent / "RESULTS.md"
+    current = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
+    text = _keep_other_rows(current, text)
+    block = f"{MARK_BEGIN}\n{text.strip()}\n{MARK_END}"
+    if MARK_BEGIN in current:
+        current = re.sub(re.escape(MARK_BEGIN) + r".*?" + re.escape(MARK_END), lambda _m: block, current, flags=re.S)
+    else:
+        current = current.rstrip() + "\n\n" + block + "\n"
+    path.write_text(current, encoding="utf-8")
 
 
 if __name__ == "__main__":
