@@ -79,7 +79,13 @@ class ChatStack(Stack):
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, M, llm_width) features ready for the image slots."""
-        return self.connector(self.vision(pixel_values))
+        features = self.vision(pixel_values)
+        # Components may run in different dtypes (model.vision.dtype=bf16, a connector in fp32):
+        # the connector takes its own; embed() casts its output to the LLM's.
+        weight = next(self.connector.parameters(), None)
+        if weight is not None and weight.is_floating_point() and features.dtype != weight.dtype:
+            features = features.to(weight.dtype)
+        return self.connector(features)
 
     def embed(
         self, batch: dict[str, torch.Tensor], image_features: torch.Tensor | None = None
