@@ -377,34 +377,19 @@ def counted_flops(fn: Callable[[], Any]) -> int:
 
 def model_flops(stack, batch: TrainBatch, flash_recompute: bool = False) -> int:
     """Model FLOPs of one align step (vision + connector train, LLM frozen) on
-    ``batch``, samples taken one by one without padding: matmuls and attention,
-    forward and backward, counting only the work the loss needs -- the LM head
-    where a label exists, and for the frozen LLM the gradients of its inputs but
-    not of its weights. Attention counts the full T x T score matrix (as torch's
-    FLOP counter does); norms, activations and softmax are not counted.
+    ``batch``, samples taken one by one without padding: the planner's count
+    (:func:`mpm_framework.planning.flops.step_flops`: matmuls and attention,
+    forward and backward, only the work the loss needs -- the LM head where a
+    label exists, and for the frozen LLM the gradients of its inputs but not of
+    its weights). Attention counts the full T x T score matrix (as torch's FLOP
+    counter does); norms, activations and softmax are not counted.
     ``flash_recompute`` adds the score matrix a flash-attention backward
     recomputes (torch's counter includes it), which is how the smoke run checks
     this formula against :func:`counted_step_flops` exactly."""
-    # attention matmuls of 2*T*T*d each: forward QK^T and PV; backward dV, dP, dQ, dK (+ QK^T again)
-    attn = 2 + (5 if flash_recompute else 4)
-    tower = stack.vision.model.config
-    d_v, f_v, layers_v = tower.hidden_size, tower.intermediate_size, tower.num_hidden_layers
-    patches = (tower.image_size // tower.patch_size) ** 2
-    t_v = patches + 1  # CLS
-    vision = 2 * patches * 3 * tower.patch_size**2 * d_v * 2  # patch conv: forward + weight grad
-    vision += layers_v * (3 * 2 * t_v * (4 * d_v * d_v + 2 * d_v * f_v) + attn * 2 * t_v * t_v * d_v)
-    d_l = stack.llm.hidden_size
-    connector = 3 * 2 * stack.num_image_tokens * (d_v * d_l + d_l * d_l)
-    text = stack.llm.hf.config
-    kv = text.num_key_value_heads * (d_l // text.num_attention_heads)
-    per_token = 2 * (2 * d_l * d_l + 2 * d_l * kv + 3 * d_l * text.intermediate_size)
-    llm = 0
-    for enc in batch.encodings:
-        t = len(enc)
-        # forward + gradient of the inputs only (frozen weights)
-        llm += text.num_hidden_layers * (2 * t * per_token + attn * 2 * t * t * d_l)
-    head = 2 * 2 * batch.label_tokens * d_l * stack.llm.vocab_size
-    return len(batch.encodings) * (vision + connector) + llm + head
+    from mpm_framework.planning.flops import step_flops
+
+    return step_flops(stack, [len(enc) for enc in batch.encodings], batch.label_tokens,
+                      flash_recompute=flash_recompute)
 
 
 def counted_step_flops(stack, batch: TrainBatch) -> int:

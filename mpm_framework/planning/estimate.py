@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..contracts.llm import PivotLLM
 from .activations import formula_bytes, traced_saved_bytes
+from .flops import needs_backward, step_flops
 from .hardware import GiB, Hardware, Precision
-
-# Upstream-to-downstream order of the components in each stack.
-ORDER = ("vision", "connector", "llm", "decoder")
 
 
 @dataclass
@@ -110,9 +109,8 @@ def state_bytes(counts, precision: Precision, hw: Hardware) -> tuple[int, int, i
 
 
 def _component_layers(module: nn.Module, hidden: int) -> int:
-    layers = getattr(module, "num_layers", None)
-    if layers:
-        return int(layers)
+    if isinstance(module, PivotLLM):  # the LLM declares its depth; others are estimated
+        return int(module.num_layers)
     per_layer = 12 * hidden * hidden  # attention 4h^2 + MLP 8h^2
     return max(1, round(sum(p.numel() for p in module.parameters()) / per_layer))
 
@@ -122,7 +120,7 @@ def _tokens(stack, name: str, micro_batch: int, seq_len: int) -> int:
         return micro_batch * seq_len
     if name == "vision":
         v = stack.vision
-        return micro_batch * getattr(v, "num_input_tokens", v.num_output_tokens)
+        return micro_batch * v.num_input_tokens
     if name == "connector":
         return micro_batch * stack.vision.num_output_tokens
     return micro_batch * seq_len
@@ -130,8 +128,9 @@ def _tokens(stack, name: str, micro_batch: int, seq_len: int) -> int:
 
 def formula_activations(stack, micro_batch: int, seq_len: int, precision: Precision, ckpt: bool) -> int:
     total = 0
+    comps = stack.components()
     for name in ("vision", "llm"):
-        module = getattr(stack, name, None)
+        module = comps.get(name)
         if module is None or not _needs_backward(stack, name):
             continue
         hidden = module.hidden_size
@@ -142,10 +141,7 @@ def formula_activations(stack, micro_batch: int, seq_len: int, precision: Precis
 
 def _needs_backward(stack, name: str) -> bool:
     """Autograd goes through a component if it or anything upstream trains."""
-    comps = stack.components()
-    upstream = [c for c in ORDER if c in comps and comps[c] is not None]
-    idx = upstream.index(name)
-    return any(p.requires_grad for c in upstream[: idx + 1] for p in comps[c].parameters())
+    return needs_backward(stack.components(), name)
 
 
 def traced_activations(stack, micro_batch: int, seq_len: int) -> tuple[int, int]:
@@ -154,7 +150,7 @@ def traced_activations(stack, micro_batch: int, seq_len: int) -> tuple[int, int]
     where no memory is used and data-dependent code cannot run)."""
     comps = {k: v for k, v in stack.components().items() if v is not None}
     device = next(stack.parameters()).device
-    if hasattr(stack, "vision"):
+    if stack.kind == "chat":
         batch = stack.llm.synthetic_batch(micro_batch, seq_len, stack.num_image_tokens)
         size = stack.vision.image_size
         batch["pixel_values"] = torch.randn(micro_batch, 3, size, size)
@@ -173,20 +169,12 @@ def traced_activations(stack, micro_batch: int, seq_len: int) -> tuple[int, int]
 
 
 def flops_per_step(stack, micro_batch: int, seq_len: int) -> float:
-    """Model FLOPs of one micro-batch: 2·N·tokens forward; backward adds 2·N·tokens
-    for activation gradients where autograd passes and 2·N·tokens for weight
-    gradients of trainable parameters."""
-    total = 0.0
-    for name, module in stack.components().items():
-        if module is None:
-            continue
-        params = sum(p.numel() for p in module.parameters())
-        trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-        tokens = _tokens(stack, name, micro_batch, seq_len)
-        total += 2 * params * tokens
-        if _needs_backward(stack, name):
-            total += 2 * params * tokens + 2 * trainable * tokens
-    return total
+    """Model FLOPs of one micro-batch of ``micro_batch`` sequences of ``seq_len``
+    tokens, labels on the last quarter of each (the answer share of
+    ``PivotLLM.synthetic_batch``, which the traced activations use too); see
+    :func:`.flops.step_flops` for what is counted."""
+    label_tokens = micro_batch * (seq_len // 4) if stack.kind != "paint" else 0
+    return float(step_flops(stack, [seq_len] * micro_batch, label_tokens))
 
 
 def _meta_or_formula(stack, micro_batch: int, seq_len: int, precision: Precision,
@@ -199,7 +187,7 @@ def _meta_or_formula(stack, micro_batch: int, seq_len: int, precision: Precision
     try:
         traced, largest = traced_activations(stack, micro_batch, seq_len)
     except Exception:  # data-dependent code cannot run on the meta device
-        vocab = getattr(stack.llm, "vocab_size", 0) if _needs_backward(stack, "llm") else 0
+        vocab = stack.llm.vocab_size if _needs_backward(stack, "llm") else 0
         return formula, 2 * micro_batch * (seq_len // 4) * vocab * 4, "formula"
     traced, working = traced * precision.weight // 4, 2 * largest * precision.weight // 4
     if ckpt:

@@ -31,14 +31,6 @@ SCANNED = [
 ALLOWED = {
     ("training/stages.py", "rng"): "the image transform is any callable, not a component; one that "
                                    "carries a random.Random is reseeded per sample for exact resume",
-    # planning/estimate.py is being reworked by another change this session; these
-    # become reads of declared members (VisionEncoder.num_input_tokens, Stack.kind,
-    # PivotLLM.num_layers/vocab_size) there.
-    ("planning/estimate.py", "num_layers"): "pending: planner rework (num_layers on LLMs; estimated for others)",
-    ("planning/estimate.py", "num_input_tokens"): "pending: planner rework (declared on VisionEncoder)",
-    ("planning/estimate.py", "<dynamic>"): "pending: planner rework (stack.components() has the names)",
-    ("planning/estimate.py", "vision"): "pending: planner rework (Stack.kind == 'chat')",
-    ("planning/estimate.py", "vocab_size"): "pending: planner rework (declared on PivotLLM)",
 }
 
 

@@ -76,6 +76,7 @@ class HFVisionTower(VisionEncoder):
             )
         num_patches = (cfg.image_size // cfg.patch_size) ** 2
         self.num_output_tokens = num_patches + int(self.keep_cls)
+        self.num_input_tokens = num_patches + int(self.has_cls)  # the tower runs on CLS too (planning)
         self._strip_unused_heads()
 
     # -- construction --------------------------------------------------------------
