@@ -123,6 +123,15 @@ class PivotLLM(Component):
     def reorder_state(self, state: Any, index: torch.Tensor) -> Any:
         """Select/reorder batch rows of a decode state (beam search)."""
 
+    def extend_state(self, token_ids: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any] | None:
+        """Feed several tokens per row (B, T) after those ``state`` has seen;
+        return (logits of the next token (B, V), new state) as ``prefill`` over
+        all the tokens would, leaving ``state`` usable. A chat keeps its
+        conversation's state and feeds only each new user turn through it.
+        Optional: the default returns None ("not supported") and the chat then
+        prefills the whole conversation again."""
+        return None
+
     def merge_decode_states(self, states: Sequence[Any]) -> Any | None:
         """One decode state whose rows are those of ``states``, in order.
 

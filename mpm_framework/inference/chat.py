@@ -4,17 +4,19 @@
 :class:`History` the caller passes back each turn; it holds the turns and the
 encoded image, so asking a second question about the same picture never runs
 the vision encoder again (VisCPM passed ``vision_hidden_states`` back for the
-same reason).
+same reason). It also holds the LLM's decode state after the conversation
+(the KV cache), so a new turn feeds only its own tokens through the LLM
+(:meth:`PivotLLM.extend_state`) instead of the whole conversation again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from PIL import Image
@@ -25,28 +27,47 @@ from ..imaging import load_image
 from .generation import (
     ContextLengthError,
     GenerationConfig,
+    Step,
     context_window,
     decode_answer,
     end_token_ids,
+    initial_seen,
     iter_generate,
     model_generation_config,
+    sample_from,
 )
 from .streaming import TextStream
 
 ImageInput = Image.Image | str | Path | torch.Tensor | None
 
 
+class DecodeCache(NamedTuple):
+    """The LLM's decode state after a conversation (one row): what a new turn extends."""
+
+    state: Any  # from the LLM's prefill/decode/extend_state
+    token_ids: tuple[int, ...]  # the conversation so far: the prompt, then the answer's tokens as generated
+    image_mask: tuple[bool, ...]  # image slots among token_ids
+    fed: int  # tokens of token_ids the state has seen; the last generated one is fed with the next turn
+    image_features: torch.Tensor | None  # what filled the image slots
+
+
 @dataclass
 class History:
-    """A conversation: its turns and the encoded image they talk about.
+    """A conversation: its turns, the encoded image they talk about and the
+    LLM's decode state after them.
 
     ``image_features`` (1, M, D) is what the connector produced for the image;
     ``pixel_values`` identifies that image, so passing the same picture again
-    reuses the features. Treat it as opaque and pass it back to the next turn."""
+    reuses the features. ``decode_cache`` lets the next turn feed only its own
+    tokens; it is used only while the next prompt's tokens start with exactly
+    the tokens it has seen, so editing ``turns`` (or a chat format that rewrites
+    earlier turns) makes the next turn encode the whole conversation again.
+    Treat it as opaque and pass it back to the next turn."""
 
     turns: list[Turn] = field(default_factory=list)
     image_features: torch.Tensor | None = None
     pixel_values: torch.Tensor | None = None
+    decode_cache: DecodeCache | None = field(default=None, repr=False, compare=False)
 
     @property
     def has_image(self) -> bool:
@@ -203,11 +224,71 @@ def chat(stack, image: ImageInput, question: str, history: History | None = None
     with _inference(stack):
         prepared = _prepare(stack, image, question, history)
         prepared.turns, encoding, config = fit_context(stack, prepared.turns, config, truncate_history)
-        batch, embeds = _prompt_batch(stack, [encoding], prepared.history.image_features)
-        steps = iter_generate(stack.llm, embeds, batch, config)
-        ids = _drain(steps)[0]
+        kept: list[DecodeCache] = []
+        ids = _drain(_turn_steps(stack, prepared, encoding, config, kept))[0]
     answer = decode_answer(stack.llm, ids, config.stop_strings)
-    return answer, _append(prepared, answer)
+    return answer, _append(prepared, answer, kept)
+
+
+def reusable_prefix(cache: DecodeCache | None, encoding: PromptEncoding,
+                    features: torch.Tensor | None) -> list[int] | None:
+    """The tokens of ``encoding`` the cached state has not seen, or None when
+    the cache cannot be extended to it: the prompt does not start with exactly
+    the cached tokens (the history was edited or truncated, the answer
+    re-tokenises differently, the chat format rewrites earlier turns), the
+    image features differ, or the new tokens hold image slots."""
+    if cache is None or cache.image_features is not features:
+        return None
+    n = len(cache.token_ids)
+    if len(encoding) <= cache.fed or len(encoding) < n:
+        return None
+    if tuple(encoding.input_ids[:n]) != cache.token_ids or tuple(map(bool, encoding.image_mask[:n])) != cache.image_mask:
+        return None
+    if any(encoding.image_mask[cache.fed:]):
+        return None
+    return list(encoding.input_ids[cache.fed:])
+
+
+def _turn_steps(stack, prepared: _Prepared, encoding: PromptEncoding, config: GenerationConfig,
+                kept: list[DecodeCache]) -> Generator[Step, None, list[list[int]]]:
+    """The turn's decoding steps (one row); returns the generated ids. Greedy
+    and sampling start from the history's decode state when it extends to this
+    prompt (only the new tokens are fed), else from a prefill of the whole
+    prompt, and leave the state after the answer in ``kept``. Beam search
+    prefills and keeps nothing (its winner's state is not tracked)."""
+    llm, features = stack.llm, prepared.history.image_features
+    if config.num_beams > 1:
+        batch, embeds = _prompt_batch(stack, [encoding], features)
+        return (yield from iter_generate(llm, embeds, batch, config))
+    batch = _to_device(llm.collate([encoding], padding_side="left"), stack.device)
+    started = None
+    new_tokens = reusable_prefix(prepared.history.decode_cache, encoding, features)
+    with torch.no_grad():
+        if new_tokens is not None:
+            ids = torch.tensor([new_tokens], dtype=torch.long, device=stack.device)
+            started = llm.extend_state(ids, prepared.history.decode_cache.state)
+        if started is None:
+            embeds = stack.embed(batch, features.to(stack.device) if features is not None else None)
+            started = llm.prefill(embeds, batch)
+    logits, state = started
+    seen = initial_seen(batch, logits.shape[1], logits.device, config)
+    final: list[Any] = []
+    emitted: list[int] = []
+    steps = sample_from(llm, logits, state, seen, config, final)
+    while True:
+        try:
+            step = next(steps)
+        except StopIteration as done:
+            result = done.value
+            break
+        if step[0] is not None:
+            emitted.append(step[0])
+        yield step
+    # the end token, when one ended the answer, is part of the conversation too
+    kept.append(DecodeCache(final[0], (*encoding.input_ids, *emitted),
+                            (*map(bool, encoding.image_mask), *([False] * len(emitted))),
+                            len(encoding) + max(len(emitted) - 1, 0), features))
+    return result
 
 
 def _drain(steps) -> list[list[int]]:
@@ -218,8 +299,9 @@ def _drain(steps) -> list[list[int]]:
             return done.value
 
 
-def _append(prepared: _Prepared, answer: str) -> History:
-    return replace(prepared.history, turns=[*prepared.turns, Turn("assistant", answer)])
+def _append(prepared: _Prepared, answer: str, kept: list[DecodeCache]) -> History:
+    return replace(prepared.history, turns=[*prepared.turns, Turn("assistant", answer)],
+                   decode_cache=kept[0] if kept else None)
 
 
 class ChatStream:
@@ -246,9 +328,9 @@ class ChatStream:
         with _inference(stack):
             prepared = _prepare(stack, self._image, self._question, self._history)
             prepared.turns, encoding, config = fit_context(stack, prepared.turns, config, self._truncate)
-            batch, embeds = _prompt_batch(stack, [encoding], prepared.history.image_features)
         text = TextStream(stack.llm, config.stop_strings)
-        steps = iter_generate(stack.llm, embeds, batch, config)
+        kept: list[DecodeCache] = []
+        steps = _turn_steps(stack, prepared, encoding, config, kept)
         end_ids = set(end_token_ids(stack.llm))
         while True:
             try:
@@ -268,7 +350,7 @@ class ChatStream:
         if rest:
             yield rest
         self.answer = decode_answer(stack.llm, ids, config.stop_strings)
-        self.history = _append(prepared, self.answer)
+        self.history = _append(prepared, self.answer, kept)
 
 
 def stream_chat(stack, image: ImageInput, question: str, history: History | None = None,

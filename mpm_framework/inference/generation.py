@@ -372,9 +372,26 @@ def _sample(
     """Greedy decoding or sampling, one token per row per step."""
     with torch.no_grad():
         logits, state = llm.prefill(inputs_embeds, batch)
-    num_rows, vocab = logits.shape
+    seen = initial_seen(batch, logits.shape[1], logits.device, config)
+    return (yield from sample_from(llm, logits, state, seen, config))
+
+
+def sample_from(
+    llm: PivotLLM, logits: torch.Tensor, state: Any, seen: torch.Tensor | None, config: GenerationConfig,
+    final_state: list[Any] | None = None,
+) -> Generator[Step, None, list[list[int]]]:
+    """Greedy decoding or sampling from next-token ``logits`` (B, V) and the
+    decode ``state`` they came with (after ``prefill`` or ``extend_state``).
+    ``seen``: what the repetition penalty starts from (:func:`initial_seen`).
+    ``final_state`` receives the last state: it covers every generated token
+    but the last one emitted, which has not been fed through the model (a
+    chat that keeps its cache feeds it with the next turn)."""
+    if config.max_new_tokens == 0:
+        if final_state is not None:
+            final_state.append(state)
+        return [[] for _ in range(logits.shape[0])]
+    num_rows = logits.shape[0]
     device = logits.device
-    seen = initial_seen(batch, vocab, device, config)
     ends = torch.tensor(end_token_ids(llm), device=device)
     stops = StopStringChecker(llm, config.stop_strings)
     generator = seeded_generator(config, device)
@@ -386,6 +403,8 @@ def _sample(
             break
         with torch.no_grad():
             logits, state = llm.decode(tokens, state)
+    if final_state is not None:
+        final_state.append(state)
     return [row.ids for row in rows]
 
 

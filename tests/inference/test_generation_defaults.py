@@ -50,6 +50,13 @@ def used(monkeypatch):
         return real(llm, embeds, batch, config)
 
     monkeypatch.setattr(chat_module, "iter_generate", spy)
+    real_sample = chat_module.sample_from  # greedy/sampling turns start from a prefilled or kept state
+
+    def spy_sample(llm, logits, state, seen, config, *rest):
+        configs.append(config)
+        return real_sample(llm, logits, state, seen, config, *rest)
+
+    monkeypatch.setattr(chat_module, "sample_from", spy_sample)
     return configs
 
 

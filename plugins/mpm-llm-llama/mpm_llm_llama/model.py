@@ -304,6 +304,16 @@ class HFCausalLM(PivotLLM):
         logits, cache = self._step(embeds, mask, state.next_position[:, None], cache)
         return logits, DecodeState(cache, mask, state.next_position + 1)
 
+    def extend_state(self, token_ids: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
+        """Several tokens per row in one forward pass over the cache (a chat's new
+        turn); ``state`` stays usable (the cache is copied as in ``decode``)."""
+        embeds = self.embed_tokens(token_ids.to(state.attention_mask.device))
+        added = embeds.shape[1]
+        mask = torch.cat([state.attention_mask, state.attention_mask.new_ones(embeds.shape[0], added)], 1)
+        positions = state.next_position[:, None] + torch.arange(added, device=mask.device)
+        logits, cache = self._step(embeds, mask, positions, _copy_cache(state.cache))
+        return logits, DecodeState(cache, mask, state.next_position + added)
+
     def reorder_state(self, state: DecodeState, index: torch.Tensor) -> DecodeState:
         cache = _copy_cache(state.cache)
         index = index.to(state.attention_mask.device)
