@@ -33,6 +33,12 @@ class PluginError(MPMError, TypeError):
     the call raised before): the message says what the call needs."""
 
 
+class ExecutionError(MPMError, RuntimeError):
+    """A step failed while running (a measuring subprocess, a streamed decode):
+    the message says what to do instead (also a ``RuntimeError``, what these
+    raised before)."""
+
+
 def nearest(name: str, candidates: Iterable[str]) -> str | None:
     """The closest candidate to ``name``, or None when nothing is close."""
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..contracts.llm import PivotLLM
+from ..errors import ExecutionError
 from .generation import cut_at_stop
 
 
@@ -62,8 +63,10 @@ class TextStream:
         """The rest of the final answer (what :func:`decode_answer` returns)."""
         final = self._text()[0].strip()
         if not final.startswith(self.emitted):
-            raise RuntimeError(  # would mean the tokenizer rewrote released text
-                f"streamed text {self.emitted!r} is not a prefix of the answer {final!r}"
+            raise ExecutionError(  # the tokenizer rewrote text already released
+                f"streamed text {self.emitted!r} is not a prefix of the answer {final!r}: this tokenizer's "
+                "decoding changes text it already produced; ask without streaming (--no-stream, or "
+                "stream=false on the server)"
             )
         piece, self.emitted = final[len(self.emitted):], final
         return piece

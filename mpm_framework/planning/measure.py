@@ -15,13 +15,15 @@ import tempfile
 from pathlib import Path
 
 from ..config.loading import save_config
+from ..errors import ExecutionError
 
 
 def _status_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
+    raise ExecutionError(f"measuring a step needs Linux's /proc/self/status with {field}, which this system "
+                         "lacks; run `mpm plan` without --measure here")
 
 
 def measure_step(cfg_path: str, micro_batch: int, seq_len: int) -> dict[str, int]:
@@ -90,7 +92,10 @@ def measure_in_subprocess(cfg, micro_batch: int, seq_len: int) -> dict[str, int]
             capture_output=True, text=True, env=env, check=False,
         )
         if out.returncode != 0:
-            raise RuntimeError(f"measurement failed:\n{out.stderr[-2000:]}")
+            raise ExecutionError(
+                "measuring a training step in a subprocess failed; fix the error below (its config is the one "
+                "planned), or run `mpm plan` without --measure:\n" + out.stderr[-2000:]
+            )
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..errors import DataError
 from .errors import APIError, bad_request
 
 # fields of the official chat API that MPM does not implement: named in the 400
@@ -65,7 +66,8 @@ class ChatCompletionRequest(_Strict):
     @classmethod
     def _few_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
         if isinstance(value, list) and len(value) > 4:
-            raise ValueError("at most 4 stop sequences")
+            # a ValueError for pydantic, which reports it as a 400 naming 'stop'
+            raise DataError(f"at most 4 stop sequences are allowed, got {len(value)}: send 4 or fewer")
         return value
 
 
