@@ -5,6 +5,13 @@ encoding, decoding loop, detokenising) against ``LlavaForConditionalGeneration
 preprocessing are left out of its time). Then the second turn of a chat about
 the same image: ours reuses the cached image encoding (``History``), the peer
 encodes the image again with every call; ours re-encoding is measured too.
+Last, a second turn after a 512-token history: ours extends the conversation's
+KV cache kept in ``History`` (only the follow-up question is fed through the
+LLM), the peer encodes the image and the whole conversation again; the whole
+turn (64 new tokens) and its first token alone. For the cache to be reusable
+the first answer must tokenise back to the tokens generated, so that stack's
+LM head answers in lowercase letters only (its other rows are zero, in ours
+and the peer alike). Target: <= 0.5x the peer's latency (>= 2.0x speedup).
 
 The end tokens' LM-head rows are zero, so both run the full 64 steps; the
 suites check once that both produce the same tokens. Target: >= 1.0x the peer.
@@ -114,6 +121,83 @@ def setup(bench_size, bench_device):
     return Setup(bench_size)
 
 
+HISTORY_TOKENS = 512
+
+
+class LongHistory:
+    """A chat whose second turn follows a ``HISTORY_TOKENS``-token first exchange
+    (image slots, a long question, a 64-token answer)."""
+
+    def __init__(self, size: str) -> None:
+        from mpm_framework.inference.chat import reusable_prefix
+
+        self.stack = bs.build_ours(size)
+        llm = self.stack.llm
+        letters = [llm.tokenizer.convert_tokens_to_ids(c) for c in "abcdefghijklmnopqrstuvwxyz"]
+        with torch.no_grad():  # before the peer copies the weights: both answer in letters
+            head = llm.hf.get_output_embeddings().weight
+            keep = torch.zeros(head.shape[0], dtype=torch.bool)
+            keep[letters] = True
+            head[~keep] = 0
+        self.peer = bs.build_peer(self.stack)
+        Setup._ready(self.stack)
+        Setup._ready(self.peer)
+        self.image = bs.pixels(1, self.stack.vision.image_size, seed=2)[0]
+        question = self._question()
+        _, self.history = self.stack.chat(self.image, question, max_new_tokens=bs.NEW_TOKENS)
+        self.history_tokens = len(self.stack.encode_conversation(self.history.turns))
+        follow_up = self.stack.encode_conversation([*self.history.turns, Turn("user", FOLLOW_UP)],
+                                                   add_generation_prompt=True)
+        if reusable_prefix(self.history.decode_cache, follow_up, self.history.image_features) is None:
+            raise AssertionError("the first answer does not tokenise back to its tokens: the cache is not reused")
+        batch = llm.collate([follow_up], padding_side="left")
+        dtype = next(self.peer.parameters()).dtype
+        self.peer_prompt = bs.to_device({"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+                                         "pixel_values": self.image[None].to(dtype)})
+        self.matches = self._check_same_tokens()
+
+    def _question(self) -> str:
+        """A question long enough that prompt + answer make ``HISTORY_TOKENS`` tokens."""
+        words = " ".join(QUESTIONS * 40)
+        for n in range(1, len(words)):
+            turns = [Turn("user", f"{IMAGE_MARKER}\n{words[:n]}")]
+            if len(self.stack.encode_conversation(turns, add_generation_prompt=True)) + bs.NEW_TOKENS + 1 \
+                    >= HISTORY_TOKENS:
+                return words[:n]
+        raise AssertionError("no question reaches the history length")
+
+    def ours(self, fresh: bool, new_tokens: int = bs.NEW_TOKENS):
+        from mpm_framework.inference.chat import History
+
+        history = self.history
+        if fresh:  # the same conversation without its decode state: encoded again
+            history = History(list(history.turns), history.image_features, history.pixel_values)
+        answer, _ = self.stack.chat(None, FOLLOW_UP, history=history, max_new_tokens=new_tokens)
+        bs.sync()
+        return answer
+
+    def peer_generate(self, new_tokens: int = bs.NEW_TOKENS):
+        with torch.no_grad():
+            out = self.peer.generate(**self.peer_prompt, max_new_tokens=new_tokens, do_sample=False, num_beams=1,
+                                     pad_token_id=self.stack.llm.pad_token_id,
+                                     eos_token_id=list(self.stack.llm.stop_token_ids))
+        bs.sync()
+        return out[:, self.peer_prompt["input_ids"].shape[1]:]
+
+    def _check_same_tokens(self) -> str:
+        theirs = self.stack.llm.decode_text(self.peer_generate()[0].tolist()).strip()
+        ours = [self.ours(False), self.ours(True)]
+        same = sum(a == theirs for a in ours)
+        if not bs.on_gpu():
+            assert same == len(ours), f"ours (cached, fresh) and the peer answer differently:\n{ours}\n{theirs}"
+        return f"{same}/{len(ours)}"
+
+
+@pytest.fixture(scope="module")
+def long_history(bench_size, bench_device):
+    return LongHistory(bench_size)
+
+
 @pytest.mark.parametrize("batch", [1, 8])
 @pytest.mark.parametrize("impl", _impls())
 def test_generate(benchmark, tag, setup, impl, batch):
@@ -143,5 +227,23 @@ def test_second_turn(benchmark, tag, setup, impl):
     else:
         fn, args = setup.peer_generate, (setup.second_prompt,)
     tag("chat: second turn on the same image", who, **info)
+    rounds, warmup = ROUNDS[bs.device().type]
+    benchmark.pedantic(fn, args=args, rounds=rounds, warmup_rounds=warmup)
+
+
+@pytest.mark.parametrize("new_tokens", [bs.NEW_TOKENS, 1])
+@pytest.mark.parametrize("impl", ["mpm-cached", "mpm-fresh", "peer-fresh"])
+def test_second_turn_long_history(benchmark, tag, long_history, impl, new_tokens):
+    who, cache = impl.split("-")
+    turn = "second-turn-512" if new_tokens > 1 else "first-token-512"
+    info = dict(key=f"{turn}/{impl}", new_tokens=new_tokens, history_tokens=long_history.history_tokens,
+                kv_cache=cache, same_answers=long_history.matches)
+    if who == "mpm":
+        info.update(versus=f"{turn}/peer-fresh", ratio="speedup", target=2.0 if cache == "cached" else 1.0)
+        fn, args = long_history.ours, (cache == "fresh", new_tokens)
+    else:
+        fn, args = long_history.peer_generate, (new_tokens,)
+    what = "the whole turn" if new_tokens > 1 else "its first token"
+    tag(f"chat: second turn after a {HISTORY_TOKENS}-token history, {what}", who, **info)
     rounds, warmup = ROUNDS[bs.device().type]
     benchmark.pedantic(fn, args=args, rounds=rounds, warmup_rounds=warmup)
