@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mpm_framework.testing import mpm_plugin, tiny_components  # noqa: F401
+from mpm_framework.testing import mpm_plugin, one_thread, tiny_components  # noqa: F401  (fixtures; one_thread is autouse)
 
 TARGETS = ("zh", "de", "fr")
 
@@ -21,17 +21,6 @@ def packs():
     if missing:
         pytest.skip(f"language packs not installed: {missing} (bash scripts/install.sh)")
     return {code: load_language(code) for code in ("en", *TARGETS)}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: contention-free CPU math on a shared 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture
