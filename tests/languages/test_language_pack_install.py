@@ -45,7 +45,9 @@ print(json.dumps({"files": files, "dists": {n: dists.get(n, []) for n in tops}})
 
 
 def _site_packages_only(path: str | None) -> bool:
-    return bool(path) and "site-packages" in path and not Path(path).resolve().is_relative_to(ROOT)
+    # An installed third-party module: under a site-packages folder. That folder
+    # may sit inside the checkout (CI's `.venv`); our own editable sources never do.
+    return bool(path) and "site-packages" in Path(path).resolve().parts
 
 
 def _link_dependencies(shim: Path) -> None:
