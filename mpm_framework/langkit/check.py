@@ -246,20 +246,17 @@ def _check_tokenisation(pack: Any, report: CheckReport, texts: list[str]) -> Non
         report.add("tokenisation", "ok", f"offline route {route}: {n} tokens from {len(texts)} texts")
 
 
-def _check_grammar(pack: Any, report: CheckReport, packs: list[Any], scenes: int) -> None:
-    from ..text import langid
-
-    grammar = _grammar(pack)
-    if grammar is None:
-        report.add("toy grammar", "skip", "no toy grammar (optional: the pack works for real models without one)")
-        return
-    if scenes <= 0:
-        report.add("toy grammar", "skip", "the pack has a toy grammar; its round trip was not asked for (0 scenes)")
-        return
+def toy_round_trip(grammar: Any, scenes: int, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
+    """Realise ``scenes`` random scenes (every caption template, every question and
+    answer) and parse them back: (texts realised, round-trip failures described,
+    questions without a question mark). Shared by ``mpm lang check`` and packs' tests."""
     from ..toyworld.scene import ObjectSpec, questions_for, sample_scene
+
     templates = len(getattr(grammar, "caption_templates", ()) or ())
-    rng = random.Random(0)
-    wrong, unasked, texts = [], [], []
+    rng = random.Random(seed)
+    texts: list[str] = []
+    wrong: list[str] = []
+    unasked: list[str] = []
     for _ in range(scenes):
         scene = sample_scene(rng, max_objects=3)
         gold = [ObjectSpec(o.color, o.shape, o.size, o.position) for o in scene.objects]
@@ -277,6 +274,21 @@ def _check_grammar(pack: Any, report: CheckReport, packs: list[Any], scenes: int
             if not question.rstrip().endswith(("?", "？", "؟", ";")):
                 unasked.append(question)
             texts += [question, answer]
+    return texts, wrong, unasked
+
+
+def _check_grammar(pack: Any, report: CheckReport, packs: list[Any], scenes: int) -> None:
+    from ..text import langid
+
+    grammar = _grammar(pack)
+    if grammar is None:
+        report.add("toy grammar", "skip", "no toy grammar (optional: the pack works for real models without one)")
+        return
+    if scenes <= 0:
+        report.add("toy grammar", "skip", "the pack has a toy grammar; its round trip was not asked for (0 scenes)")
+        return
+    templates = len(getattr(grammar, "caption_templates", ()) or ())
+    texts, wrong, unasked = toy_round_trip(grammar, scenes)
     if wrong or unasked:
         report.add("toy grammar", "fail", f"realise -> parse fails on {len(wrong)} texts of {scenes} scenes",
                    [*wrong, *[f"question without a question mark: {q!r}" for q in unasked]])

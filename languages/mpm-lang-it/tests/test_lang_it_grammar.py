@@ -8,10 +8,11 @@ from mpm_lang_it import grammar as g
 from mpm_lang_it.pack import ItalianPack
 
 from mpm_framework.lang_en.pack import EnglishPack
+from mpm_framework.langkit.check import toy_round_trip
 from mpm_framework.testing import check_language_pack
 from mpm_framework.text import langid
 from mpm_framework.text.phrases import missing_phrases
-from mpm_framework.toyworld.scene import Obj, ObjectSpec, Question, Scene, questions_for, sample_scene
+from mpm_framework.toyworld.scene import Obj, ObjectSpec, Question, Scene
 
 PACK = ItalianPack()
 
@@ -93,21 +94,7 @@ def test_the_error_patterns_catch_the_errors():
 
 
 def test_no_agreement_error_and_exact_round_trips_on_2000_scenes():
-    rng = random.Random(11)
-    texts, failures = [], []
-    for _ in range(2000):
-        scene = sample_scene(rng, max_objects=3)
-        gold = [ObjectSpec(o.color, o.shape, o.size, o.position) for o in scene.objects]
-        for t in range(len(PACK.caption_templates)):
-            caption = PACK.realise_caption(scene, rng, template=t)
-            texts.append(caption)
-            if PACK.parse_caption(caption) != gold:
-                failures.append(caption)
-        for q in questions_for(scene):
-            answer = PACK.realise_answer(q, rng)
-            texts += [PACK.realise_question(q, rng), answer]
-            if PACK.parse_answer(answer, q.kind) != q.answer:
-                failures.append(answer)
+    texts, failures, _ = toy_round_trip(PACK, 2000, seed=11)
     assert failures == []
     for pattern, _ in BAD:
         assert [t for t in texts if re.search(pattern, t)] == [], pattern
