@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mpm_framework.config.choices import Dtype
+from mpm_framework.config.choices import Dtype, Quantize
 from mpm_framework.errors import ConfigError, did_you_mean
 
 # The compressed CPM-Bee models (BMCook) keep all 48 blocks of the 10B model but
@@ -158,7 +158,7 @@ class CPMBeeLLMConfig:
     path: str | None = None
     vocab: str | None = None
     dtype: Dtype = "fp32"  # fp32 | bf16 | fp16
-    quantize: str = "none"  # none | int8: int8 linear layers for inference (CPU, fp32; mpm_framework.quantize)
+    quantize: Quantize = "none"  # none | int8: int8 linear layers for inference (CPU, fp32; mpm_framework.quantize)
     attention: str = "sdpa"  # sdpa | eager
     gradient_checkpointing: bool = False
     max_length: int = 2048  # rows longer than this are cut (as VisCPM's item builder)

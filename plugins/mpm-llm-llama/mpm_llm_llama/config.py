@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mpm_framework.config.choices import Dtype
+from mpm_framework.config.choices import Dtype, Quantize
 
 DTYPES = ("fp32", "bf16", "fp16")
 ATTENTION_BACKENDS = ("sdpa", "eager", "xformers")
@@ -59,7 +59,7 @@ class LlamaLLMConfig:
     dtype: Dtype = "fp32"  # fp32 | bf16 | fp16
     # none | int8: inference with int8 linear layers (CPU, dtype fp32; the LM head stays fp32).
     # See mpm_framework.quantize for the backend and why.
-    quantize: str = "none"
+    quantize: Quantize = "none"
     attn_implementation: str = "sdpa"  # sdpa | eager | xformers (GPU only; sdpa on CPU)
     gradient_checkpointing: bool = False
     # Ignored (with a warning): a config cannot switch on code shipped with a checkpoint; the command

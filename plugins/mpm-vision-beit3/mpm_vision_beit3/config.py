@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
-from mpm_framework.config.choices import Dtype
+from mpm_framework.config.choices import Dtype, Quantize
 from mpm_framework.errors import ConfigError, did_you_mean
 
 
@@ -91,7 +91,7 @@ class Beit3Config:
     train_vision_expert: bool = False
     attention: str = "sdpa"  # sdpa | eager
     dtype: Dtype = "fp32"  # fp32 | bf16 | fp16 (VisCPM runs fp16)
-    quantize: str = "none"  # none | int8: int8 linear layers for inference (CPU, fp32; mpm_framework.quantize)
+    quantize: Quantize = "none"  # none | int8: int8 linear layers for inference (CPU, fp32; mpm_framework.quantize)
     seed: int = 0
     # architecture overrides (None: the preset's)
     image_size: int | None = None

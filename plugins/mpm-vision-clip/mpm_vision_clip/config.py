@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mpm_framework.config.choices import Dtype
+from mpm_framework.config.choices import Dtype, Quantize
 
 DTYPES = ("fp32", "bf16", "fp16")
 
@@ -49,7 +49,7 @@ class ClipVisionConfig:
     pad_to_square: bool = False
     prune_layers: bool = True
     dtype: Dtype = "fp32"  # fp32 | bf16 | fp16
-    quantize: str = "none"  # none | int8: int8 linear layers for inference (CPU, fp32; mpm_framework.quantize)
+    quantize: Quantize = "none"  # none | int8: int8 linear layers for inference (CPU, fp32; mpm_framework.quantize)
     attn_implementation: str = "sdpa"  # sdpa | eager
     tiny: TowerTinyConfig = field(default_factory=TowerTinyConfig)
 
