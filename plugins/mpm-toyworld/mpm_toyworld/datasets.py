@@ -23,6 +23,7 @@ from typing import Any
 from mpm_framework.contracts.language import LanguagePack
 from mpm_framework.contracts.prompt import IMAGE_MARKER
 from mpm_framework.contracts.toy_grammar import Question, Scene
+from mpm_framework.errors import ConfigError
 from mpm_framework.text.toy_scenes import questions_for
 
 from .render import render
@@ -40,7 +41,8 @@ def language_schedule(n: int, weights: Mapping[str, float], seed: int, purpose: 
     in a seeded random order: a 2% share is 2% of the records, not 2% on average."""
     total = sum(weights.values())
     if total <= 0:
-        raise ValueError("language weights must sum to a positive number")
+        raise ConfigError(f"language weights must sum to a positive number, got {dict(weights)}: "
+                          "give at least one language a share above 0")
     codes = sorted(weights)
     exact = {c: n * weights[c] / total for c in codes}
     counts = {c: int(exact[c]) for c in codes}
@@ -67,9 +69,10 @@ class SceneRecords(Sequence):
         noise: float = 0.0,
         noisy_langs: Sequence[str] = (),
     ) -> None:
-        missing = [c for c in languages if c not in packs]
+        missing = sorted({c for c in languages if c not in packs})  # languages is a per-record schedule
         if missing:
-            raise ValueError(f"no language pack for {missing}")
+            raise ConfigError(f"no language pack for {missing}; installed: {', '.join(sorted(packs))}. "
+                              "Install the pack (pip install mpm-lang-CODE) or drop the language")
         self.packs, self.languages = packs, list(languages)
         self.seed, self.purpose, self.image_size = seed, purpose, image_size
         self.caption_share = caption_share
@@ -174,16 +177,18 @@ def instruct_records(
     translated = langs is None  # the calibration share is the "translated" data; native data is not
     if langs is None:
         if calibration_share and not targets:
-            raise ValueError("a calibration share needs target languages")
+            raise ConfigError("a calibration share needs target languages: name them, or set calibration_share=0")
         if not 0 <= calibration_share < 1:
-            raise ValueError(f"calibration_share must be in [0, 1), got {calibration_share}")
+            raise ConfigError(f"calibration_share must be in [0, 1) (the share of target-language records), "
+                              f"got {calibration_share}")
         langs = {"en": 1.0 - calibration_share}
         for code in targets:
             langs[code] = calibration_share / len(targets)
         langs = {c: w for c, w in langs.items() if w > 0}
     schedule = language_schedule(n, langs, seed, "instruct")
     if not 0 <= translation_noise <= 1:
-        raise ValueError(f"translation_noise must be in [0, 1], got {translation_noise}")
+        raise ConfigError(f"translation_noise must be in [0, 1] (the share of corrupted translations), "
+                          f"got {translation_noise}")
     return SceneRecords(packs, schedule, seed, "instruct", image_size, caption_share=caption_share,
                         noise=translation_noise if translated else 0.0, noisy_langs=targets)
 

@@ -17,6 +17,7 @@ from mpm_toyworld.datasets import (
 )
 from mpm_toyworld.split import scene_key, scene_split
 
+from mpm_framework.errors import ConfigError
 from mpm_framework.toyworld.scene import facts
 from mpm_framework.training.samples import normalise
 
@@ -78,10 +79,17 @@ def test_instruct_records_mix_english_with_an_exact_calibration_share(packs, sha
 
 
 def test_instruct_rejects_bad_shares(packs):
-    with pytest.raises(ValueError):
+    # ConfigErrors (printed without a traceback by the CLI) that say what to change
+    with pytest.raises(ConfigError, match="needs target languages: name them"):
         instruct_records(packs, 10, 0, calibration_share=0.1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match=r"calibration_share must be in \[0, 1\)"):
         instruct_records(packs, 10, 0, calibration_share=1.0, targets=["de"])
+    with pytest.raises(ConfigError, match="translation_noise must be in"):
+        instruct_records(packs, 10, 0, translation_noise=1.5)
+    with pytest.raises(ConfigError, match="at least one language"):
+        language_schedule(10, {"en": 0.0}, 0, "align")
+    with pytest.raises(ConfigError, match=r"no language pack for \['xx'\]; installed: .*Install the pack"):
+        align_records(packs, {"xx": 1.0}, 10, seed=0)
 
 
 def test_eval_scenes_are_held_out_and_disjoint_from_training(packs):
