@@ -1,7 +1,7 @@
-"""Per-language metrics, every one tokenised by the language pack.
+"""Per-language metrics, on words segmented by the language pack.
 
-Tokenisation decision: caption metrics (BLEU, chrF, CIDEr) see the pack's
-tokens — lower-cased, punctuation-only tokens dropped (as coco-caption's PTB
+Word segmentation decision: caption metrics (BLEU, chrF, CIDEr) see the pack's
+words (``LanguagePack.segment_words``) — lower-cased, punctuation-only tokens dropped (as coco-caption's PTB
 tokenizer does) — joined by spaces. BLEU then runs through sacrebleu with
 ``tokenize="none"``, so Chinese is scored on the pack's *words* (jieba/stanza),
 the same way as German or English, instead of on sacrebleu's own
@@ -22,23 +22,22 @@ from dataclasses import dataclass
 from ..contracts.language import LanguagePack
 from ..errors import DataError
 
-# -- tokenisation -------------------------------------------------------------------
+# -- word segmentation ----------------------------------------------------------
 
 
 def _is_punctuation(token: str) -> bool:
     return all(unicodedata.category(ch).startswith("P") for ch in token)
 
 
-def tokenize_many(texts: Sequence[str], pack: LanguagePack) -> list[list[str]]:
-    """Pack tokens of many texts (batched when the pack can), lower-cased."""
-    many = getattr(pack, "tokenize_many", None)
-    tokens = many(list(texts)) if many is not None else [pack.tokenize(t) for t in texts]
+def segment_many(texts: Sequence[str], pack: LanguagePack) -> list[list[str]]:
+    """The pack's words of many texts (one batched call), lower-cased."""
+    tokens = pack.segment_words_many(list(texts))
     return [[t.lower() for t in row] for row in tokens]
 
 
 def caption_tokens(texts: Sequence[str], pack: LanguagePack) -> list[list[str]]:
     """Tokens for caption metrics: the pack's, lower-cased, punctuation dropped."""
-    return [[t for t in row if t.strip() and not _is_punctuation(t)] for row in tokenize_many(texts, pack)]
+    return [[t for t in row if t.strip() and not _is_punctuation(t)] for row in segment_many(texts, pack)]
 
 
 def _joined(texts: Sequence[str], pack: LanguagePack | None) -> list[str]:
@@ -202,9 +201,9 @@ def vqa_accuracy(prediction: str, answers: Sequence[str], pack: LanguagePack) ->
 
 @dataclass(frozen=True)
 class LanguageRateResult:
-    rate: float  # share of answers (with letters) in the asked language
+    rate: float  # share of answers (numbers aside) in the asked language
     counted: int
-    neutral: int  # answers without letters ("2."): no language, left out
+    neutral: int  # numbers without letters ("2."): no language, left out
 
 
 def response_language_rate(responses: Sequence[str], pack: LanguagePack,

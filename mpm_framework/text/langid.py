@@ -180,11 +180,14 @@ def identify(text: str, candidates: Iterable[LanguagePack | str] | None = None) 
 
 
 def is_language(text: str, code: str, candidates: Iterable[LanguagePack | str] | None = None) -> bool | None:
-    """Whether ``text`` is in language ``code``; None when it has no letters.
+    """Whether ``text`` is in language ``code``; None for a number without letters.
 
     Besides being the most probable language, a text counts as ``code`` when
     every word of it belongs to ``code``'s vocabulary: "Triangle." is a correct
-    French answer even though it is English too."""
+    French answer even though it is English too. A number ("2.") belongs to no
+    language and is left out of rates; a response with neither letters nor
+    digits (empty, punctuation, broken bytes) is no answer in ``code`` at all,
+    so it counts against it instead of vanishing from the rate."""
     packs = resolve(candidates)
     target = next((p for p in packs if p.code == code), None)
     if target is None:
@@ -192,7 +195,7 @@ def is_language(text: str, code: str, candidates: Iterable[LanguagePack | str] |
                        f"{[p.code for p in packs]}.{did_you_mean(code, [p.code for p in packs])}")
     words = words_of(text)
     if not words:
-        return None
+        return None if any(ch.isdigit() for ch in text) else False
     if all(_owns(target, w) for w in words):
         return True
     return identify(text, packs) == code
@@ -200,7 +203,7 @@ def is_language(text: str, code: str, candidates: Iterable[LanguagePack | str] |
 
 @dataclass(frozen=True)
 class LanguageRate:
-    """Share of answers in the asked language; texts without letters are left out."""
+    """Share of answers in the asked language; numbers without letters are left out."""
 
     rate: float
     counted: int

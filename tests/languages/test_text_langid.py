@@ -76,6 +76,16 @@ def test_text_without_letters_has_no_language(candidates):
     assert langid.is_language("3", "de", candidates) is None
 
 
+def test_an_empty_or_garbled_response_is_no_answer_in_the_language(candidates):
+    """A model that says nothing (or only broken bytes) did not answer in the
+    asked language: such responses count against the rate instead of leaving
+    it undefined (a six-language run had no French response judged at all)."""
+    for text in ("", "   ", "\ufffd\ufffd", "..."):
+        assert langid.is_language(text, "fr", candidates) is False
+    rate = langid.language_rate(["", "2.", "Il est rouge."], "fr", candidates)
+    assert (rate.rate, rate.counted, rate.neutral) == (0.5, 2, 1)
+
+
 def test_scores_are_a_distribution_over_the_candidates(candidates):
     scores = langid.scores("Il est vert.", candidates)
     assert set(scores) == {p.code for p in candidates}

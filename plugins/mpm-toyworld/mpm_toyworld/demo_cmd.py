@@ -21,8 +21,8 @@ def _split(_ctx, _param, value: str | None) -> list[str] | None:
               help="quick (about 5 min on 2 CPU cores, checks the pipeline) or full (longer training, "
                    "3 seeds, mean ± spread; the README's table).")
 @click.option("--langs", callback=_split, default=None,
-              help="Target languages, comma-separated (default: every installed pack with a toy grammar, "
-                   "English aside).")
+              help="Target languages, comma-separated (default: zh, de, fr for the quick profile, every "
+                   "installed pack with a toy grammar for the others; English is always evaluated).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
               help="Run directory: configs, checkpoints, predictions, results.md/.json/.png.")
 @click.option("--seed", "seeds", callback=_split, default=None,
@@ -34,6 +34,11 @@ def _split(_ctx, _param, value: str | None) -> list[str] | None:
                    "point is a demo run in <out>/points/; <out>/sweep.json holds every point's settings, "
                    "results with 95% CIs and the command that re-runs it; <out>/plots/ a line plot per "
                    "metric and language.")
+@click.option("--reuse-from", "reuse_from", multiple=True, type=click.Path(path_type=Path, exists=True,
+                                                                         file_okay=False),
+              help="With --sweep: another sweep's (or demo run's) folder whose finished pivots and "
+                   "alignments a point may reuse when its settings differ only in later stages "
+                   "(repeatable; the sweep's own earlier points are always candidates).")
 @click.option("--conditions", callback=_split, default=None,
               help="Subset of conditions: mpm, mpm-cal0, no-pivot, native (default: all).")
 @click.option("--workers", type=int, default=None,
@@ -53,8 +58,8 @@ def _split(_ctx, _param, value: str | None) -> list[str] | None:
                    "report on the terminal instead of only the job graph's progress and the headline table "
                    "(the output is otherwise in each seed's logs/ folder).")
 @click.argument("overrides", nargs=-1)
-def demo(profile, langs, out, seeds, n_seeds, sweeps, conditions, workers, threads, paint, resume, quiet, verbose,
-         overrides) -> None:
+def demo(profile, langs, out, seeds, n_seeds, sweeps, reuse_from, conditions, workers, threads, paint, resume, quiet,
+         verbose, overrides) -> None:
     """Run the whole MPM experiment on the toy world (the mpm-toyworld plugin).
 
     \b
@@ -70,11 +75,11 @@ def demo(profile, langs, out, seeds, n_seeds, sweeps, conditions, workers, threa
 
     \b
     Examples:
-      mpm demo                               quick profile, every installed language
+      mpm demo                               quick profile: en + zh, de, fr
       mpm demo --profile full --out runs/demo-full
       mpm demo --langs de pretrain_steps=300
     """
-    from .profiles import apply_overrides, get_profile
+    from .profiles import DEFAULT_LANGS, apply_overrides, get_profile
 
     prof = get_profile(profile)
     prof = apply_overrides(prof, list(overrides))
@@ -98,6 +103,13 @@ def demo(profile, langs, out, seeds, n_seeds, sweeps, conditions, workers, threa
         targets, skipped = installed_targets()
         if skipped:
             click.echo(f"not in the demo (no toy grammar): {', '.join(skipped)}", err=True)
+        chosen = [c for c in DEFAULT_LANGS.get(profile, ()) if c in targets]
+        if chosen:
+            others = [c for c in targets if c not in chosen]
+            if others:
+                click.echo(f"the {profile} profile runs {', '.join(chosen)}; also installed: {', '.join(others)} "
+                           "(add them with --langs)", err=True)
+            targets = chosen
     if "en" in targets:
         targets = [c for c in targets if c != "en"]
     from .console import available_cores, limit_threads, threads_per_worker
@@ -119,8 +131,10 @@ def demo(profile, langs, out, seeds, n_seeds, sweeps, conditions, workers, threa
                   sweeps=list(sweeps), seeds=list(prof.seeds), langs=targets,
                   out=Path("runs/sweep") if out == Path("runs/demo") else out, conditions=conditions,
                   workers=workers, threads=threads, resume=resume, progress=not quiet, verbose=verbose,
-                  log=click.echo)
+                  reuse_from=list(reuse_from), log=click.echo)
         return
+    if reuse_from:
+        raise MPMError("--reuse-from goes with --sweep (a single run continues itself with --resume)")
     command = ["mpm", "demo"]
     if profile != "quick":
         command += ["--profile", profile]

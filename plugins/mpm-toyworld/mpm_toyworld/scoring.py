@@ -11,8 +11,8 @@ Per language, with that language's own pack:
 ``lang_rate``
     response-language rate: share of responses (captions and answers) in the
     asked language, by the packs' language identification
-    (:func:`mpm_framework.text.langid.language_rate`, answers without letters
-    such as "2." left out).
+    (:func:`mpm_framework.text.langid.language_rate`, numbers without letters
+    such as "2." left out, empty or garbled responses counted as misses).
 
 Two diagnostics separate *understanding* from *answering in the right
 language* (the quasi-zero-shot effect): ``caption_f1_any`` and

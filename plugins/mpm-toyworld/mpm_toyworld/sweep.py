@@ -102,10 +102,12 @@ def _point_done(out: Path, profile: Profile, langs: list[str]) -> dict[str, Any]
 
 def run_sweep(*, profile: Profile, profile_name: str, overrides: list[str], sweeps: list[str], seeds: list[int],
               langs: list[str], out: Path, conditions: list[str] | None, workers: int, threads: int,
-              resume: bool, progress: bool, verbose: bool, log=print) -> dict[str, Any]:
+              resume: bool, progress: bool, verbose: bool, reuse_from: list[Path] | None = None,
+              log=print) -> dict[str, Any]:
     """Run every point of the grid (see the module docstring); returns ``sweep.json``'s content."""
     from .conditions import CONDITIONS
     from .experiment import Demo, DemoSettings
+    from .reuse import candidate_points, reuse_stages
 
     axes = parse_sweeps(sweeps, profile)
     grid = expand_grid(axes)
@@ -127,18 +129,22 @@ def run_sweep(*, profile: Profile, profile_name: str, overrides: list[str], swee
         point_out = out / "points" / point_name(point)
         command = point_command(profile_name, langs, point_out, seeds, conditions, point_overrides)
         summary = _point_done(point_out, prof, langs) if resume else None
-        status = "kept"
+        status, reused = "kept", {}
         if summary is None:
             status = "ran"
-            log(f"sweep point {i}/{len(grid)}: {point_name(point)}")
+            # this sweep's earlier points first, then the other sweeps named with --reuse-from
+            earlier = [Path(p["out"]) for p in record["points"]] + candidate_points(*(reuse_from or []))
+            reused = reuse_stages(point_out, prof, langs, conds, earlier)
+            log(f"sweep point {i}/{len(grid)}: {point_name(point)}"
+                + "".join(f"; {seed}: {r['stage']} reused from {r['from']}" for seed, r in reused.items()))
             settings = DemoSettings(profile=prof, langs=langs, out=point_out, conditions=conds,
-                                    progress=progress, workers=workers, threads=threads, resume=resume,
-                                    command=command, verbose=verbose)
+                                    progress=progress, workers=workers, threads=threads,
+                                    resume=resume or bool(reused), command=command, verbose=verbose)
             summary = Demo(settings).run()
         else:
             log(f"sweep point {i}/{len(grid)}: {point_name(point)} finished earlier, kept")
         record["points"].append({
-            "point": point, "status": status, "command": command, "out": str(point_out),
+            "point": point, "status": status, "reused": reused, "command": command, "out": str(point_out),
             "settings": json.loads(json.dumps(asdict(prof))),
             "table": {c: {lang: {m: {"mean": v["mean"], "std": v["std"], "n": v["n"]} for m, v in per.items()}
                           for lang, per in per_lang.items()} for c, per_lang in summary["table"].items()},

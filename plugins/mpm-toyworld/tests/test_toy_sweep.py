@@ -59,6 +59,12 @@ def test_sweep_records_every_point_and_resumes(tmp_path, packs):
         for lang in ("en", "de"):
             assert (out / "plots" / f"{metric}-{lang}.png").read_bytes()[:4] == b"\x89PNG"
 
+    # the second point differs only in an instruct setting: it reused the first point's pivots and alignments
+    second = record["points"][1]
+    assert first["reused"] == {} and second["reused"]["seed0"]["stage"] == "align"
+    assert second["reused"]["seed0"]["from"] == first["out"]
+    assert "align reused from" in result.output
+
     # the recorded command re-runs that point alone, in its folder (here: nothing left to do)
     args = shlex.split(first["command"])
     assert args[:2] == ["mpm", "demo"] and "instruct_steps=1" in args and first["out"] in args
@@ -87,6 +93,52 @@ def test_sweep_records_every_point_and_resumes(tmp_path, packs):
     tampered = _sweep(out, "--resume")
     assert tampered.exit_code != 0 and "remove that folder to recompute it" in tampered.output
     assert (out / "points" / "instruct_steps=2" / "results.json").stat().st_mtime_ns == stamp
+
+
+def test_a_reused_stage_gives_the_same_results_as_running_it(tmp_path, packs):
+    """Reuse is only a saving: point 2 of a sweep (pivots and alignments linked from
+    point 1) predicts exactly what the same point run alone from scratch predicts."""
+    out = tmp_path / "sweep"
+    result = _sweep(out)
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    second = record["points"][1]
+    assert second["reused"]["seed0"]["stage"] == "align"
+    alone = tmp_path / "alone"
+    args = shlex.split(second["command"].replace(second["out"], str(alone)))
+    ran = CliRunner().invoke(cli, [*args[1:], "--workers", "1", "--threads", "1", "--quiet"])
+    assert ran.exit_code == 0, ran.output
+    for cond in ("mpm", "no-pivot"):
+        reused = (out / "points" / "instruct_steps=2" / "seed0" / "conditions" / cond / "eval"
+                  / "predictions.jsonl").read_text(encoding="utf-8")
+        fresh = (alone / "seed0" / "conditions" / cond / "eval" / "predictions.jsonl").read_text(encoding="utf-8")
+        assert reused == fresh
+    # a setting an earlier stage reads is never reused across: a pretrain change retrains the pivots
+    from mpm_toyworld.profiles import apply_overrides
+    from mpm_toyworld.reuse import candidate_points, reuse_stages
+
+    base = apply_overrides(get_profile("quick"), [*MICRO, "instruct_steps=2"]).replace(seeds=[0])
+    points = candidate_points(out)
+    assert reuse_stages(tmp_path / "a", base.replace(instruct_lr=1.0), ["de"], ["mpm", "no-pivot"],
+                        points)["seed0"]["stage"] == "align"
+    assert reuse_stages(tmp_path / "b", base.replace(align_lr=1.0), ["de"], ["mpm", "no-pivot"],
+                        points)["seed0"]["stage"] == "pretrain"
+    assert not (tmp_path / "b" / "seed0" / "align").exists()
+    assert reuse_stages(tmp_path / "c", base.replace(pretrain_steps=2), ["de"], ["mpm", "no-pivot"], points) == {}
+    assert reuse_stages(tmp_path / "d", base, ["fr"], ["mpm", "no-pivot"], points) == {}
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
+def test_every_setting_has_a_stage():
+    """A new profile setting must say which stage reads it first (reuse.py relies on it)."""
+    import dataclasses
+
+    from mpm_toyworld.profiles import ALIGN_SETTINGS, INSTRUCT_SETTINGS, PRETRAIN_SETTINGS, Profile
+
+    fields = {f.name for f in dataclasses.fields(Profile)} - {"name", "seeds"}
+    sets = (PRETRAIN_SETTINGS, ALIGN_SETTINGS, INSTRUCT_SETTINGS)
+    assert set().union(*sets) == fields
+    assert sum(len(s) for s in sets) == len(fields)  # each in exactly one
 
 
 def test_console_shows_the_job_graph_and_ends_with_the_headline(tmp_path, packs):
