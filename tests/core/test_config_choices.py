@@ -32,6 +32,14 @@ def test_every_plugin_dtype_is_checked(kind, name):
     assert resolve_config(**{kind: name}, overrides=[f"model.{kind}.dtype=bf16"]).model[kind].dtype == "bf16"
 
 
+@pytest.mark.parametrize("kind,name", [("llm", "llama"), ("llm", "hf-causal-lm"), ("llm", "cpm-bee"),
+                                       ("vision", "clip"), ("vision", "siglip"), ("vision", "beit3")])
+def test_every_plugin_quantize_is_checked(kind, name):
+    with pytest.raises(ConfigError, match=f"model.{kind}.quantize.*Did you mean 'int8'.*Allowed: none, int8"):
+        resolve_config(**{kind: name}, overrides=[f"model.{kind}.quantize=int4"])
+    assert resolve_config(**{kind: name}, overrides=[f"model.{kind}.quantize=int8"]).model[kind].quantize == "int8"
+
+
 def test_literal_is_checked_by_mpm_not_left_to_omegaconf():
     """The check runs before the merge, so it holds whatever omegaconf does with Literal."""
 
