@@ -155,7 +155,10 @@ def run_sweep(*, profile: Profile, profile_name: str, overrides: list[str], swee
     paths = plot_sweep(record, out / "plots")
     record["plots"] = [str(p) for p in paths]
     _write(record_file, record)
-    log(f"sweep: {record_file} and {len(paths)} plot(s) in {out / 'plots'}")
+    from .sweep_report import write_sweep_markdown
+
+    table = write_sweep_markdown(record, out / "sweep.md")
+    log(f"sweep: {record_file}, the tables in {table} and {len(paths)} plot(s) in {out / 'plots'}")
     return record
 
 

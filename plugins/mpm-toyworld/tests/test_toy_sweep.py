@@ -59,6 +59,12 @@ def test_sweep_records_every_point_and_resumes(tmp_path, packs):
         for lang in ("en", "de"):
             assert (out / "plots" / f"{metric}-{lang}.png").read_bytes()[:4] == b"\x89PNG"
 
+    table = (out / "sweep.md").read_text(encoding="utf-8")
+    assert "## mpm: " in table and "| instruct_steps | en | de |" in table
+    section = table.split("## mpm: Caption attribute F1 (`caption_f1`)")[1].split("##")[0]
+    row = next(line for line in section.splitlines() if line.startswith("| 1 |"))
+    assert row.endswith(f"| {ci['mean']:.2f} [{ci['low']:.2f}, {ci['high']:.2f}] |")
+
     # the second point differs only in an instruct setting: it reused the first point's pivots and alignments
     second = record["points"][1]
     assert first["reused"] == {} and second["reused"]["seed0"]["stage"] == "align"
