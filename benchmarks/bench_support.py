@@ -290,7 +290,7 @@ def align_batch(stack, n: int, seed: int = 0, max_length: int = 512) -> TrainBat
 
 
 def pack_order(llm, encodings, max_length: int) -> list[int]:
-    """The order in which ``llm.pack`` places the samples, read from probe
+    """The order in which ``llm.pack_sequences`` places the samples, read from probe
     encodings of the same lengths whose tokens name their sample."""
     from mpm_framework.contracts.prompt import PromptEncoding
 
@@ -298,7 +298,7 @@ def pack_order(llm, encodings, max_length: int) -> list[int]:
     probes = [PromptEncoding([base + i] * len(e), list(e.labels), list(e.image_mask))
               for i, e in enumerate(encodings)]
     order = []
-    for row in llm.pack(probes, max_length):
+    for row in llm.pack_sequences(probes, max_length):
         ids = row.input_ids
         starts = [0] + [t for t in range(1, len(ids)) if ids[t] != ids[t - 1]]
         order += [ids[t] - base for t in starts]

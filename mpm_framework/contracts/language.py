@@ -11,7 +11,7 @@ Required of every pack:
 
 With defaults (a pack may override them):
 
-- **tokenisation for metrics** — :meth:`LanguagePack.tokenize` takes the stanza
+- **word segmentation for metrics** — :meth:`LanguagePack.segment_words` takes the stanza
   route of :mod:`mpm_framework.text.stanza_route` for ``stanza_code`` (default:
   ``code``); a pack whose script is written without spaces brings its own word
   segmenter through :meth:`LanguagePack.segmenter` (one token per character is
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MPMError
+from .renamed import warn_renamed
 
 IDENTITY = ("code", "name", "native_name", "script", "lingua_name")
 
@@ -50,6 +51,7 @@ PHRASE_KEYS: dict[str, str] = {
     "chat_goodbye": "message when the chat ends",
 }
 PLACEHOLDERS: dict[str, tuple[str, ...]] = {"paint_saved": ("path",), "chat_welcome": ("image",)}
+_WHY = "word segmentation for metrics; 'tokenize' is the LLM's tokenizer"
 
 
 class LanguagePackError(MPMError):
@@ -102,9 +104,33 @@ class LanguagePack(ABC):
     def _stanza_code(self) -> str:
         return self.stanza_code or self.code
 
-    def tokenize(self, text: str) -> list[str]:
+    # Word segmentation for metrics is "segment" here: "tokenize" is the LLM's
+    # tokenizer (docs/architecture.md, glossary). ``tokenize``/``tokenize_many``/
+    # ``tokenizer_route`` are the deprecated names, kept for packs and callers
+    # written before the rename; a pack overriding them is still called.
+    def segment_words(self, text: str) -> list[str]:
         """Lower-cased words for metrics (BLEU/CIDEr/VQA normalisation): the
         pack's :meth:`segmenter` when it has one, else the stanza route."""
+        if type(self).tokenize is not LanguagePack.tokenize:
+            warn_renamed(type(self), "tokenize", "segment_words", _WHY, overridden=True)
+            return self.tokenize(text)
+        return self._segment_words(text)
+
+    def segment_words_many(self, texts: Sequence[str]) -> list[list[str]]:
+        """:meth:`segment_words` over many texts (one batched stanza call per batch)."""
+        if type(self).tokenize_many is not LanguagePack.tokenize_many:
+            warn_renamed(type(self), "tokenize_many", "segment_words_many", _WHY, overridden=True)
+            return self.tokenize_many(texts)
+        return self._segment_words_many(texts)
+
+    @property
+    def segmentation_route(self) -> str:
+        """Which word-segmentation route :meth:`segment_words` takes (e.g. 'stanza-offline-jieba')."""
+        from ..text import stanza_route
+
+        return stanza_route.ROUTE_SEGMENTER if self.segmenter() is not None else stanza_route.route(self._stanza_code)
+
+    def _segment_words(self, text: str) -> list[str]:
         from ..text import stanza_route
 
         segment = self.segmenter()
@@ -112,24 +138,38 @@ class LanguagePack(ABC):
             return stanza_route.segment(segment, text)
         return [t.lower() for t in stanza_route.tokenize(self._stanza_code, text)]
 
-    def tokenize_many(self, texts: Sequence[str]) -> list[list[str]]:
-        """:meth:`tokenize` over many texts (one batched stanza call per batch)."""
+    def _segment_words_many(self, texts: Sequence[str]) -> list[list[str]]:
         from ..text import stanza_route
 
-        if self.segmenter() is not None:
-            return [self.tokenize(t) for t in texts]
+        own = (type(self).segment_words is not LanguagePack.segment_words
+               or type(self).tokenize is not LanguagePack.tokenize)
+        if own or self.segmenter() is not None:
+            return [self.segment_words(t) for t in texts]
         return [[t.lower() for t in toks] for toks in stanza_route.tokenize_many(self._stanza_code, texts)]
+
+    def tokenize(self, text: str) -> list[str]:
+        """Deprecated name of :meth:`segment_words`."""
+        warn_renamed(type(self), "tokenize", "segment_words", _WHY)
+        if type(self).segment_words is not LanguagePack.segment_words:
+            return self.segment_words(text)
+        return self._segment_words(text)  # not segment_words: an old override may call super().tokenize
+
+    def tokenize_many(self, texts: Sequence[str]) -> list[list[str]]:
+        """Deprecated name of :meth:`segment_words_many`."""
+        warn_renamed(type(self), "tokenize_many", "segment_words_many", _WHY)
+        if type(self).segment_words_many is not LanguagePack.segment_words_many:
+            return self.segment_words_many(texts)
+        return self._segment_words_many(texts)
 
     @property
     def tokenizer_route(self) -> str:
-        """Which tokenisation route :meth:`tokenize` takes (e.g. 'stanza-offline-jieba')."""
-        from ..text import stanza_route
-
-        return stanza_route.ROUTE_SEGMENTER if self.segmenter() is not None else stanza_route.route(self._stanza_code)
+        """Deprecated name of :attr:`segmentation_route`."""
+        warn_renamed(type(self), "tokenizer_route", "segmentation_route", _WHY)
+        return self.segmentation_route
 
     def normalize_answer(self, text: str) -> str:
         """Answer normalisation for VQA exact match."""
-        return " ".join(self.tokenize(text.lower().strip().rstrip(".!?。！？")))
+        return " ".join(self.segment_words(text.lower().strip().rstrip(".!?。！？")))
 
     # -- language identification -----------------------------------------------
     def owns_word(self, word: str) -> bool:

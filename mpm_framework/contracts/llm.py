@@ -12,6 +12,9 @@ import torch
 
 from .base import Component
 from .prompt import PromptEncoding, Turn
+from .renamed import warn_renamed
+
+_PACK_WHY = "sequence packing; a 'pack' is a language pack"
 
 
 @dataclass
@@ -47,7 +50,7 @@ class PivotLLM(Component):
     #: The longest prompt + answer the model can attend over; None: the
     #: generation loop reads ``max_position_embeddings`` of a transformers config.
     max_context_length: int | None = None
-    #: True when :meth:`pack` keeps packed samples apart (``data.packing`` needs it).
+    #: True when :meth:`pack_sequences` keeps packed samples apart (``data.packing`` needs it).
     supports_packing: bool = False
 
     # -- text ------------------------------------------------------------------
@@ -84,16 +87,26 @@ class PivotLLM(Component):
         ``{"caption", "objects"}`` form."""
         return self.encode_text(text)
 
-    def pack(self, encodings: list[PromptEncoding], max_length: int) -> list[PromptEncoding]:
-        """Merge short encodings into rows of at most ``max_length`` tokens whose
-        samples cannot attend to each other.
+    def pack_sequences(self, encodings: list[PromptEncoding], max_length: int) -> list[PromptEncoding]:
+        """Sequence packing: merge short encodings into rows of at most
+        ``max_length`` tokens whose samples cannot attend to each other.
 
         Order is kept: samples appear in the rows in the order given (the batch's
         images are stacked in sample order and fill the image slots in
         row-major order); :func:`mpm_framework.training.packing.pack_in_order`
         does this for encodings without ``extra``. Models without packing
         support return the input unchanged (``supports_packing`` False)."""
+        if type(self).pack is not PivotLLM.pack:  # a plugin written before the rename
+            warn_renamed(type(self), "pack", "pack_sequences", _PACK_WHY, overridden=True)
+            return self.pack(encodings, max_length)
         return encodings
+
+    def pack(self, encodings: list[PromptEncoding], max_length: int) -> list[PromptEncoding]:
+        """Deprecated name of :meth:`pack_sequences` ("pack" is a language pack)."""
+        warn_renamed(type(self), "pack", "pack_sequences", _PACK_WHY)
+        if type(self).pack_sequences is not PivotLLM.pack_sequences:
+            return self.pack_sequences(encodings, max_length)
+        return encodings  # not pack_sequences: an old override may call super().pack
 
     # -- compute ---------------------------------------------------------------
     @abstractmethod

@@ -60,8 +60,9 @@ def markdown(report: dict[str, Any]) -> str:
         note = f"- **{lang}**: {ds['format']} `{ds['path']}`"
         if ds.get("missing_images"):
             note += f", {ds['missing_images']} example(s) skipped (image missing)"
-        if entry.get("tokenizer_route"):
-            note += f", tokens: {entry['tokenizer_route']}"
+        route = entry.get("segmentation_route") or entry.get("tokenizer_route")  # the key before the rename
+        if route:
+            note += f", words: {route}"
         parts.append(note)
     for lang, entry in langs.items():
         if entry.get("layers"):

@@ -73,7 +73,7 @@ def evaluate(
                 raise DataError(f"task '{task}' needs a chat stack (an LLM and a vision encoder)")
             out = run_generation_task(stack, task, dataset, pack, generation, batch_size, prompt, candidates,
                                       progress)
-            entry.update(metrics=out["metrics"], tokenizer_route=getattr(pack, "tokenizer_route", None))
+            entry.update(metrics=out["metrics"], segmentation_route=pack.segmentation_route)
             records[lang] = out["records"]
         report["languages"][lang] = entry
     if out_dir is not None:

@@ -14,8 +14,8 @@ The checks, each a :class:`Finding` of the :class:`CheckReport`:
   at least :data:`MIN_RESPONSE_RATE` of the responses identified as the
   language among the installed packs (the candidates of the
   response-language rate);
-- **tokenisation** — the offline route (no network, no downloaded models)
-  tokenises every calibration response;
+- **word segmentation** — the offline route (no network, no downloaded models)
+  segments every calibration response into words;
 - **toy grammar** (only when the pack has one) — realise -> parse recovers
   every object of ``scenes`` random scenes for every caption template and
   every answer, questions end with a question mark, and the realised texts
@@ -225,25 +225,25 @@ def _check_calibration(pack: Any, report: CheckReport, packs: list[Any], require
     return responses
 
 
-def _check_tokenisation(pack: Any, report: CheckReport, texts: list[str]) -> None:
+def _check_word_segmentation(pack: Any, report: CheckReport, texts: list[str]) -> None:
     from ..text import stanza_route
 
     texts = [t for t in texts if t.strip()] or list(pack.caption_prompts)
     try:
         if callable(getattr(pack, "segmenter", None)) and pack.segmenter() is not None:
-            route, tokens = stanza_route.ROUTE_SEGMENTER, [pack.tokenize(t) for t in texts]
+            route, tokens = stanza_route.ROUTE_SEGMENTER, [pack.segment_words(t) for t in texts]
         else:
             tok = stanza_route.get_tokenizer(getattr(pack, "stanza_code", None) or pack.code, offline=True)
             route, tokens = tok.route, tok.tokenize_many(texts)
     except Exception as exc:  # reported, with the cause
-        report.add("tokenisation", "fail", f"offline tokenisation raised {type(exc).__name__}: {exc}")
+        report.add("word segmentation", "fail", f"offline word segmentation raised {type(exc).__name__}: {exc}")
         return
     empty = [t for t, toks in zip(texts, tokens, strict=True) if not toks]
     if empty:
-        report.add("tokenisation", "fail", f"{len(empty)} texts gave no tokens offline ({route})", empty)
+        report.add("word segmentation", "fail", f"{len(empty)} texts gave no words offline ({route})", empty)
     else:
         n = sum(len(t) for t in tokens)
-        report.add("tokenisation", "ok", f"offline route {route}: {n} tokens from {len(texts)} texts")
+        report.add("word segmentation", "ok", f"offline route {route}: {n} words from {len(texts)} texts")
 
 
 def toy_round_trip(grammar: Any, scenes: int, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
@@ -326,7 +326,7 @@ def check_pack(pack: Any, *, candidates: Iterable[Any] | None = None, scenes: in
     except Exception as exc:  # a broken calibration() is a finding, not a crash
         report.add("calibration", "fail", f"calibration() raised {type(exc).__name__}: {exc}")
         responses = []
-    _check_tokenisation(pack, report, responses)
+    _check_word_segmentation(pack, report, responses)
     _check_grammar(pack, report, packs, scenes)
     marks = {k: v for k, v in _review_marks(pack).items() if v != "untranslated"}
     if marks:

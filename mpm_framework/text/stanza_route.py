@@ -1,4 +1,5 @@
-"""One real stanza pipeline per language, for the tokenisation behind metrics.
+"""One real stanza pipeline per language, for the word segmentation behind metrics
+(``LanguagePack.segment_words``; stanza calls the step "tokenize").
 
 Two routes, chosen per language the first time it is needed and then cached:
 

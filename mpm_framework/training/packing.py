@@ -1,6 +1,6 @@
 """Sequence packing: several samples per row that cannot see each other.
 
-``PivotLLM.pack`` belongs to each LLM (only the model knows how it keeps
+``PivotLLM.pack_sequences`` belongs to each LLM (only the model knows how it keeps
 samples apart: CPM-Bee uses its ``span`` ids, a Hugging Face model a 4-D mask
 and restarted positions). This module is the one implementation of the common
 part, so a plugin's ``pack`` is a call:

@@ -176,7 +176,7 @@ class LMStage(Stage):
         llm = ctx.stack.llm
         encodings = [item.encoding for item in items]
         if ctx.packing:
-            encodings = llm.pack(encodings, ctx.max_length)
+            encodings = llm.pack_sequences(encodings, ctx.max_length)
         batch = llm.collate(encodings)
         pixels = [item.pixel_values for item in items if item.pixel_values is not None]
         if pixels:

@@ -43,7 +43,7 @@ def test_llm_defaults():
     plain, paint = llm.encode_text("a red circle"), llm.encode_paint_prompt("a red circle")
     assert (paint.input_ids, paint.labels) == (plain.input_ids, plain.labels)
     encodings = [llm.encode_text("ab"), llm.encode_text("cde")]
-    assert llm.pack(encodings, 64) is encodings  # no packing support: unchanged
+    assert llm.pack_sequences(encodings, 64) is encodings  # no packing support: unchanged
 
 
 def test_decoder_default_trainable_is_the_whole_decoder():

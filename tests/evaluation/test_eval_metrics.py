@@ -30,7 +30,7 @@ class WordPack(LanguagePack):
     def calibration(self):
         return []
 
-    def tokenize(self, text):
+    def segment_words(self, text):
         return re.findall(r"\w+|[^\w\s]", text.lower())
 
     def realise_caption(self, scene, rng):

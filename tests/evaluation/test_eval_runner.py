@@ -1,8 +1,8 @@
 """evaluate() end to end with an oracle in place of the model.
 
 ``OracleStack`` answers with a reference (or a fixed wrong text): a stand-in
-for ``ChatStack.generate`` so that the scoring path — readers, pack
-tokenisation, metrics, language ID, the report — can be checked against known
+for ``ChatStack.generate`` so that the scoring path — readers, the pack's
+word segmentation, metrics, language ID, the report — can be checked against known
 numbers. The model paths are covered by test_eval_cli.py with real stacks."""
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ def test_perfect_captions_score_full_bleu_and_rate(xm3600, tmp_path):
     _images, prompts, generation = stack.calls[0]
     assert prompts == [EnglishPack.caption_prompts[0]] * 3 and generation == {"max_new_tokens": 7}
     assert (tmp_path / "caption.md").exists() and (tmp_path / "caption_en_predictions.jsonl").exists()
+    route = report["languages"]["en"]["segmentation_route"]  # which word segmentation the metrics used
+    assert route == EnglishPack().segmentation_route and f"words: {route}" in (tmp_path / "caption.md").read_text()
 
 
 def test_vqa_accuracy_and_prompt_template(own_vqa, tmp_path):

@@ -67,7 +67,7 @@ def test_an_untranslated_scaffold_fails_and_lists_its_english_phrases(scaffold):
     assert "phrase 'chat_goodbye': 'Goodbye!'" in phrases.items
     assert any(f.check == "calibration" and f.status == "fail" and "64 of 64 pairs are untranslated" in f.message
                for f in report.findings)
-    assert _statuses(report)["toy grammar"] == {"skip"} and _statuses(report)["tokenisation"] == {"ok"}
+    assert _statuses(report)["toy grammar"] == {"skip"} and _statuses(report)["word segmentation"] == {"ok"}
     # the scaffold's own structural test passes: untranslated entries are only warnings there
     assert check_language_pack(pack, require_translated=False).ok
 

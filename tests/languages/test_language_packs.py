@@ -127,14 +127,14 @@ def test_parse_is_lenient_with_generated_text(pack):
         assert caption_f1(pack.parse_caption(noisy), scene) == 1.0
 
 
-def test_tokenisation_route_and_metrics_normalisation(pack):
-    assert pack.tokenizer_route in stanza_route.ROUTES
+def test_segmentation_route_and_metrics_normalisation(pack):
+    assert pack.segmentation_route in stanza_route.ROUTES
     responses = [p.response for p in pack.calibration()]
-    batched = pack.tokenize_many(responses)
-    assert batched == [pack.tokenize(r) for r in responses]
+    batched = pack.segment_words_many(responses)
+    assert batched == [pack.segment_words(r) for r in responses]
     assert all(tokens and all(t == t.lower() for t in tokens) for tokens in batched)
     answer = pack.realise_answer(questions_for(_scenes(7, 1)[0][0])[0], random.Random(0))
-    assert pack.normalize_answer(answer) == " ".join(pack.tokenize(answer.lower().rstrip(".!?。！？")))
+    assert pack.normalize_answer(answer) == " ".join(pack.segment_words(answer.lower().rstrip(".!?。！？")))
 
 
 def test_offline_tokens_are_the_documented_split(pack):

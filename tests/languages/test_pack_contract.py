@@ -126,8 +126,8 @@ def test_minimal_pack_loads_and_has_no_toy_grammar(packs_registered):
     with pytest.raises(NoToyGrammarError, match="'swh' \\(Swahili\\) has no toy grammar"):
         require_toy_grammar(pack)
     # tokenisation for metrics (the stanza route from the code) and language ID work by default
-    assert pack.tokenize("Kuna maumbo mawili.") == ["kuna", "maumbo", "mawili", "."]
-    assert pack.tokenizer_route in stanza_route.ROUTES
+    assert pack.segment_words("Kuna maumbo mawili.") == ["kuna", "maumbo", "mawili", "."]
+    assert pack.segmentation_route in stanza_route.ROUTES
     assert pack.identify("Kuna maumbo mawili katika picha hii.", ["en", pack]) == "swh"
 
 

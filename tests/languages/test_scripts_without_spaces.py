@@ -52,12 +52,12 @@ class CharJapanesePack(JapanesePack):
 
 def test_metric_tokens_come_from_the_pack_segmenter():
     text = "左に赤い丸がありました。右に青い四角があります。"
-    assert JapanesePack().tokenize(text) == ["左", "に", "赤い", "丸", "が", "ありました", "。",
-                                             "右", "に", "青い", "四角", "が", "あります", "。"]
-    assert JapanesePack().tokenizer_route == stanza_route.ROUTE_SEGMENTER
-    assert JapanesePack().tokenize_many([text, "丸です"]) == [JapanesePack().tokenize(text), ["丸", "です"]]
+    assert JapanesePack().segment_words(text) == ["左", "に", "赤い", "丸", "が", "ありました", "。",
+                                                  "右", "に", "青い", "四角", "が", "あります", "。"]
+    assert JapanesePack().segmentation_route == stanza_route.ROUTE_SEGMENTER
+    assert JapanesePack().segment_words_many([text, "丸です"]) == [JapanesePack().segment_words(text), ["丸", "です"]]
     # without one, one token per character is the fallback
-    assert CharJapanesePack().tokenize("丸でした") == ["丸", "で", "し", "た"]
+    assert CharJapanesePack().segment_words("丸でした") == ["丸", "で", "し", "た"]
 
 
 def test_a_minimal_pack_can_bring_a_segmenter():
@@ -70,7 +70,7 @@ def test_a_minimal_pack_can_bring_a_segmenter():
         def segmenter(self):
             return segment
 
-    assert Minimal().tokenize("丸でした") == ["丸", "でした"]
+    assert Minimal().segment_words("丸でした") == ["丸", "でした"]
 
 
 @pytest.fixture

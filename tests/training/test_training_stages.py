@@ -118,11 +118,11 @@ def test_long_text_is_truncated_in_pretraining():
 
 class PackingTinyLLM(TinyLLM):
     """TinyLLM with packing through the framework helpers: positions restart and
-    attention stays inside each sample (what an LLM plugin's pack does)."""
+    attention stays inside each sample (what an LLM plugin's pack_sequences does)."""
 
     supports_packing = True
 
-    def pack(self, encodings, max_length):
+    def pack_sequences(self, encodings, max_length):
         return pack_in_order(encodings, max_length)
 
     def collate(self, encodings, padding_side="right"):

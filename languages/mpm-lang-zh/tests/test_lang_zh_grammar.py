@@ -85,7 +85,7 @@ def test_offline_tokenisation_is_jieba_through_stanza():
     tok = stanza_route.get_tokenizer("zh", offline=True)
     assert tok.route == stanza_route.ROUTE_JIEBA
     assert tok.tokenize("左边有一个红色的小圆形。") == ["左边", "有", "一个", "红色", "的", "小", "圆形", "。"]
-    if PACK.tokenizer_route == stanza_route.ROUTE_JIEBA:  # unless stanza's own models are installed here
+    if PACK.segmentation_route == stanza_route.ROUTE_JIEBA:  # unless stanza's own models are installed here
         assert PACK.normalize_answer("两个。") == "两个"
 
 

@@ -379,7 +379,7 @@ class CPMBeeLLM(CPMBeeModel, PivotLLM):
             batch["ext_table_sub"] = batch["ext_table_sub"].reshape(len(encodings), 0)
         return batch
 
-    def pack(self, encodings: list[PromptEncoding], max_length: int) -> list[PromptEncoding]:
+    def pack_sequences(self, encodings: list[PromptEncoding], max_length: int) -> list[PromptEncoding]:
         """Consecutive encodings share a row (order kept, so image order is kept)
         while it fits; each keeps its own span id (no attention across spans) and
         relation table (``segment_rel_offset``), as the official packer does."""

@@ -262,7 +262,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(vocab_file):
 
 def test_packing_keeps_samples_apart(tiny):
     encs = [tiny.format_prompt(c, num_image_tokens=3) for c in CONVERSATIONS]
-    packed = tiny.pack(encs, max_length=sum(len(e) for e in encs))
+    packed = tiny.pack_sequences(encs, max_length=sum(len(e) for e in encs))
     assert len(packed) == 1 and packed[0].extra["span"][-1] == 1
     with torch.no_grad():
         one = tiny.collate(packed)
@@ -271,7 +271,7 @@ def test_packing_keeps_samples_apart(tiny):
         ref = tiny(tiny.embed_tokens(sep["input_ids"]), sep, labels=sep["labels"])
     assert out.num_label_tokens == ref.num_label_tokens
     torch.testing.assert_close(out.loss, ref.loss, atol=1e-5, rtol=1e-5)
-    assert len(tiny.pack(encs, max_length=len(encs[0]))) == 2
+    assert len(tiny.pack_sequences(encs, max_length=len(encs[0]))) == 2
 
 
 def test_synthetic_batch_runs(tiny):

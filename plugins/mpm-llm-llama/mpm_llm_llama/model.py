@@ -173,7 +173,7 @@ class HFCausalLM(PivotLLM):
     def decode_text(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
 
-    def pack(self, encodings: list[PromptEncoding], max_length: int) -> list[PromptEncoding]:
+    def pack_sequences(self, encodings: list[PromptEncoding], max_length: int) -> list[PromptEncoding]:
         if not self.supports_packing:
             return encodings
         return pack_in_order(encodings, max_length)

@@ -62,9 +62,9 @@ def test_any_causal_lm_matches_transformers(model_type):
 
     if not llm.supports_packing:
         assert model_type == "bloom"  # ALiBi masks are built inside the model: no 4D mask
-        assert llm.pack(encodings, 64) == encodings
+        assert llm.pack_sequences(encodings, 64) == encodings
         return
-    packed = llm.collate(llm.pack(encodings, sum(len(e) for e in encodings)))
+    packed = llm.collate(llm.pack_sequences(encodings, sum(len(e) for e in encodings)))
     assert packed["input_ids"].shape[0] == 1
     with torch.no_grad():
         singles = [llm.collate([e]) for e in encodings]

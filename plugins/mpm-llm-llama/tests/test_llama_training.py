@@ -79,7 +79,7 @@ def test_packed_loss_equals_the_token_weighted_unpacked_loss(attn, name, fixture
     assert llm.supports_packing
     encodings = [llm.format_prompt(s, 2) for s in SAMPLES] + [llm.encode_text("ein roter Kreis links")]
     lengths = [len(e) for e in encodings]
-    packed = llm.pack(encodings, max_length=sum(lengths[:3]))
+    packed = llm.pack_sequences(encodings, max_length=sum(lengths[:3]))
     assert len(packed) == 2 and [len(p) for p in packed] == [sum(lengths[:3]), lengths[3]]
     total, count = 0.0, 0
     with torch.no_grad():
