@@ -25,6 +25,7 @@ SCANNED = [
     "paint/sampling.py",
     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "stacks").glob("*.py")),
     "planning/estimate.py",
+    "planning/flops.py",
 ]
 
 #: (file, attribute name or "<dynamic>") -> why the call stays.
