@@ -28,8 +28,11 @@ from .profiles import ALIGN_SETTINGS, INSTRUCT_SETTINGS, Profile
 
 
 def _settings(profile: Profile, ignore: frozenset[str]) -> dict[str, Any]:
-    return {k: v for k, v in json.loads(json.dumps(asdict(profile))).items()
-            if k not in ignore and k not in ("name", "seeds")}
+    settings = {k: v for k, v in json.loads(json.dumps(asdict(profile))).items()
+                if k not in ignore and k not in ("name", "seeds")}
+    if settings.get("low_resource_share") == 1.0:  # no language down-weighted: which one is named does not matter
+        settings["low_resource_lang"] = ""
+    return settings
 
 
 def upstream_key(profile: Profile, stage: str) -> str:

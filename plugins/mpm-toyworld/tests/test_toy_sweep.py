@@ -131,6 +131,11 @@ def test_a_reused_stage_gives_the_same_results_as_running_it(tmp_path, packs):
                         points)["seed0"]["stage"] == "pretrain"
     assert not (tmp_path / "b" / "seed0" / "align").exists()
     assert reuse_stages(tmp_path / "c", base.replace(pretrain_steps=2), ["de"], ["mpm", "no-pivot"], points) == {}
+    # naming a low-resource language at share 1 changes nothing, so it does not stop reuse
+    assert reuse_stages(tmp_path / "e", base.replace(low_resource_lang="de"), ["de"], ["mpm", "no-pivot"],
+                        points)["seed0"]["stage"] == "align"
+    assert reuse_stages(tmp_path / "f", base.replace(low_resource_lang="de", low_resource_share=0.5), ["de"],
+                        ["mpm", "no-pivot"], points) == {}
     assert reuse_stages(tmp_path / "d", base, ["fr"], ["mpm", "no-pivot"], points) == {}
     assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
 
