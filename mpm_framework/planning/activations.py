@@ -49,7 +49,7 @@ def traced_saved_bytes(
         handles.append(module.register_forward_pre_hook(enter(name)))
         handles.append(module.register_forward_hook(leave))
 
-    def pack(t: torch.Tensor) -> torch.Tensor:
+    def record_saved(t: torch.Tensor) -> torch.Tensor:  # autograd's "pack hook": sees every tensor saved for backward
         key = _storage_key(t)
         if key not in param_keys:
             size = t.untyped_storage().nbytes()
@@ -58,7 +58,7 @@ def traced_saved_bytes(
         return t
 
     try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(record_saved, lambda t: t):
             loss = run()
     finally:
         for h in handles:
