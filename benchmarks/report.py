@@ -2,6 +2,12 @@
 
     python benchmarks/report.py results.json RESULTS.md [notes.md]
 
+An existing RESULTS.md is read first: its marked blocks (``results_blocks``:
+the serving, load-memory, int8, toy-accuracy tables of the hand-run scripts)
+are kept, and so are the figures of suites this run did not measure (a run
+with ``-k``): their summary rows, detail groups and MFU table, labelled with
+the date of the run they come from.
+
 Headline figures come from the benchmarks' ``extra_info`` (see conftest.py):
 ``versus`` names the benchmark compared with, ``ratio`` how (``speedup``: the
 other's time per unit / ours, higher is better; ``time``: ours / the other's,
@@ -13,9 +19,14 @@ tried, what would help) is appended verbatim.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_blocks, beside this file
+
+from results_blocks import blocks
 
 
 def _fmt_seconds(s: float) -> str:
@@ -70,7 +81,8 @@ def _met(value: float, target: float | None, higher_is_better: bool) -> str:
     return "yes" if ok else "**no**"
 
 
-def summary(data: dict) -> list[str]:
+def summary(data: dict, carried: list[str] | None = None) -> list[str]:
+    """The headline table; ``carried``: rows of an earlier run (figures not measured now)."""
     by_key = {_info(b)["key"]: b for b in data["benchmarks"] if "key" in _info(b)}
     rows = []
     for bench in data["benchmarks"]:
@@ -91,6 +103,7 @@ def summary(data: dict) -> list[str]:
         rows.append(f"| {info['key']} | {_fmt_seconds(_median(bench))} | {label}: {_fmt_seconds(_median(ref))} | "
                     f"{value:.2f}{unit} | {best:.2f}{unit} | {sign} {target} | "
                     f"{_met(value, target, kind == 'speedup')} |")
+    rows += carried or []
     if not rows:
         return []
     return ["## Summary: ours against the peer (same run)", "",
@@ -163,17 +176,64 @@ def details(data: dict) -> list[str]:
     return lines
 
 
-def render(data: dict, notes: str | None = None) -> str:
-    lines = _header(data) + summary(data) + mfu_table(data) + details(data)
+def _section(text: str, title: str) -> str:
+    """The body of the ``## title`` section of ``text`` ('' when absent)."""
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |^<!-- |\Z)", text, re.S | re.M)
+    return match.group(1) if match else ""
+
+
+def _earlier(previous: str) -> str:
+    found = re.search(r"; date (\S+)", previous)
+    return f"(earlier run, {found.group(1)[:16]})" if found else "(earlier run)"
+
+
+def carried_over(previous: str, data: dict) -> tuple[list[str], list[str], list[str]]:
+    """From the previous RESULTS.md, what this run did not measure again: summary
+    rows (by figure), detail groups (by title) and the MFU section."""
+    label = _earlier(previous)
+    keys = {_info(b)["key"] for b in data["benchmarks"] if "key" in _info(b)}
+    groups = {b["group"] or b["name"] for b in data["benchmarks"]}
+    rows = []
+    for line in _section(previous, "Summary: ours against the peer (same run)").splitlines():
+        cells = line.split("|")
+        if not line.startswith("| ") or len(cells) < 3 or cells[1].strip() in ("figure", ""):
+            continue
+        key = cells[1].strip().split(" (earlier run")[0]
+        if key not in keys:
+            cells[1] = f" {cells[1].strip() if '(earlier run' in cells[1] else f'{key} {label}'} "
+            rows.append("|".join(cells))
+    kept_groups = []
+    for part in re.split(r"^### ", _section(previous, "All measurements"), flags=re.M)[1:]:
+        title, _, body = part.partition("\n")
+        if title.split(" (earlier run")[0].strip() not in groups:
+            heading = title if "(earlier run" in title else f"{title} {label}"
+            kept_groups.append(f"### {heading}\n{body.rstrip()}\n")
+    mfu = []
+    if not any("model_flops" in _info(b) for b in data["benchmarks"]):
+        body = _section(previous, "MFU of the training step").strip()
+        if body:
+            mfu = ["## MFU of the training step", "", body if "(earlier run" in body else f"{label}\n\n{body}", ""]
+    return rows, kept_groups, mfu
+
+
+def render(data: dict, notes: str | None = None, previous: str | None = None) -> str:
+    rows, groups, mfu = carried_over(previous, data) if previous else ([], [], [])
+    top = summary(data, rows)
+    lines = _header(data) + top + (mfu_table(data) or mfu) + details(data) + groups
     if notes:
         lines += [notes.rstrip(), ""]
+    if previous:
+        kept = blocks(previous)
+        lines += [block + "\n" for block in kept.values()]
     return "\n".join(lines)
 
 
 def main() -> None:
     data = json.loads(Path(sys.argv[1]).read_text())
     notes = Path(sys.argv[3]).read_text() if len(sys.argv) > 3 and Path(sys.argv[3]).is_file() else None
-    Path(sys.argv[2]).write_text(render(data, notes))
+    out = Path(sys.argv[2])
+    previous = out.read_text(encoding="utf-8") if out.is_file() else None
+    out.write_text(render(data, notes, previous))
 
 
 if __name__ == "__main__":

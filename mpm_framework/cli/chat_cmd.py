@@ -157,11 +157,15 @@ def _interactive(stack, image: str | None, stream: bool, generation: dict[str, A
 @click.option("--truncate-history", is_flag=True,
               help="When the conversation outgrows the context window, drop its oldest turns (with a warning) "
                    "instead of stopping with an error.")
+@click.option("--max-gpu-memory", default=None, metavar="SIZE",
+              help="A GPU smaller than the model: at most SIZE (e.g. 5GiB) on the GPU, whole layers, the rest "
+                   "kept in CPU memory and run on the GPU by accelerate (what mpm plan --inference "
+                   "--max-gpu-memory shows). Needs CUDA.")
 @generation_options
 @trust_remote_code_option
 @click.pass_obj
 def chat(spec, question: str | None, image: str | None, stream: bool, truncate_history: bool,
-         **options: Any) -> None:
+         max_gpu_memory: str | None, **options: Any) -> None:
     """Chat with the composed stack about an image.
 
     \b
@@ -178,7 +182,16 @@ def chat(spec, question: str | None, image: str | None, stream: bool, truncate_h
         raise MPMError(f"image not found: {image}")
     from ..inference.loading import load_chat_stack
 
-    stack = load_chat_stack(spec, checkpoint=options["checkpoint"], device=options["device"])
+    if max_gpu_memory is None:
+        stack = load_chat_stack(spec, checkpoint=options["checkpoint"], device=options["device"])
+    else:
+        from ..inference.offload import check_can_offload, describe, offload_stack
+        from ..planning.hardware import parse_size
+
+        budget = parse_size(max_gpu_memory)
+        check_can_offload(options["device"])  # before anything is loaded
+        stack = load_chat_stack(spec, checkpoint=options["checkpoint"])
+        click.echo(describe(offload_stack(stack, budget, options["device"])), err=True)
     if question is not None:
         _answer(stack, image, question, None, stream, generation)
         return

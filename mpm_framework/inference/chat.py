@@ -100,7 +100,7 @@ def _vision_dtype(stack) -> torch.dtype:
 
 def encode_pixels(stack, pixels: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) -> (N, M, D) image features."""
-    device = next(stack.vision.parameters(), torch.empty(0)).device
+    device = stack.placed_on or next(stack.vision.parameters(), torch.empty(0)).device
     return stack.encode_images(pixels.to(device=device, dtype=_vision_dtype(stack)))
 
 

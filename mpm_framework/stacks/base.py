@@ -33,13 +33,17 @@ class Stack(nn.Module):
       gradient checkpointing;
     * :meth:`set_trainable`: apply ``component[.group]`` freeze sets;
     * :meth:`image_transform`: PIL -> tensor for the stack's images, or None
-      for a stack that takes no images.
+      for a stack that takes no images;
+    * ``placed_on``: None, or the device inputs go to when accelerate placed
+      the layers across devices (``mpm_framework.inference.offload``; offloaded
+      weights sit on the meta device between calls).
     """
 
     kind: ClassVar[str] = ""
     llm: PivotLLM
     languages: dict[str, LanguagePack]
     config: Any
+    placed_on: torch.device | None = None
 
     def components(self) -> dict[str, nn.Module]:
         raise NotImplementedError

@@ -65,6 +65,8 @@ class ChatStack(Stack):
 
     @property
     def device(self) -> torch.device:
+        if self.placed_on is not None:  # layers placed across devices (offload): their main device
+            return self.placed_on
         return next(self.llm.parameters()).device
 
     def components(self) -> dict[str, nn.Module]:
