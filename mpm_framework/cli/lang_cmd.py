@@ -105,7 +105,7 @@ def check(code: str, scenes: int, allow_untranslated: bool) -> None:
 
     \b
     Every phrase translated and identified as the language (lingua), at least
-    60 calibration pairs with responses in the language, offline tokenisation,
+    60 calibration pairs with responses in the language, offline word segmentation,
     and realise -> parse round trips when the pack has a toy grammar."""
     from ..langkit.check import check_installed
 

@@ -66,8 +66,8 @@ def _check(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> No
 
 def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
          pack: LanguagePack | None = None) -> float:
-    """Corpus BLEU (0-100) over pack-tokenised text; each item may have several references.
-    Without a pack the texts are taken as already tokenised."""
+    """Corpus BLEU (0-100) over the pack's words (word segmentation); each item may have several references.
+    Without a pack the texts are taken as already segmented (space-separated words)."""
     from sacrebleu.metrics import BLEU
 
     _check(hypotheses, references)
@@ -160,7 +160,7 @@ def cider_d(
 
 
 def cider(hypotheses: Sequence[str], references: Sequence[Sequence[str]], pack: LanguagePack) -> CiderResult:
-    """CIDEr-D of texts, tokenised by the pack."""
+    """CIDEr-D of texts, segmented into words by the pack."""
     _check(hypotheses, references)
     hyp_tokens = caption_tokens(hypotheses, pack)
     flat = [r for refs in references for r in refs if r]

@@ -223,7 +223,7 @@ PACK = {ident.class_name}()
 
 
 def test_the_pack_is_sound():
-    """Contract, calibration set, offline tokenisation; untranslated entries are only warnings here."""
+    """Contract, calibration set, offline word segmentation; untranslated entries are only warnings here."""
     check_language_pack(PACK, require_translated=False)
 
 

@@ -9,7 +9,7 @@ PACK = SwahiliPack()
 
 
 def test_the_pack_is_sound():
-    """Contract, calibration set, offline tokenisation; untranslated entries are only warnings here."""
+    """Contract, calibration set, offline word segmentation; untranslated entries are only warnings here."""
     check_language_pack(PACK, require_translated=False)
 
 

@@ -4,7 +4,7 @@ A pack's grammar is either the pack itself (grammar methods inline) or one a
 plugin registered through ``mpm_register_toy_grammars``
 (:func:`mpm_framework.text.toy_grammars.toy_grammar`). The toy world calls
 ``realise_*`` / ``parse_*`` and the pack's own members (phrases, calibration,
-tokenisation, language ID) on one object, so a registered grammar is joined
+word segmentation, language ID) on one object, so a registered grammar is joined
 to its pack by :class:`PackWithGrammar`.
 """
 
