@@ -96,12 +96,13 @@ def write_checkpoint(kind: str, folder: Path, mb: float) -> None:
                                     attention_head_dim=8)
         unet.save_pretrained(folder / "unet")
     elif kind == "cpm-bee":
+        from mpm_llm_cpm_bee.config import CPMBeeLLMConfig
         from mpm_llm_cpm_bee.pivot import CPMBeeLLM
 
         dim, ff = 1024, 2816
         layers = _layers_for(mb, 4 * dim * dim + 3 * dim * ff)
-        model = CPMBeeLLM.from_config({"size": "tiny", "arch": {
-            "dim_model": dim, "dim_ff": ff, "num_layers": layers, "num_heads": 16, "dim_head": 64}})
+        model = CPMBeeLLM.from_config(CPMBeeLLMConfig(size="tiny", arch={
+            "dim_model": dim, "dim_ff": ff, "num_layers": layers, "num_heads": 16, "dim_head": 64}))
         model.save_pretrained(folder)
     elif kind == "beit3":
         from mpm_vision_beit3.checkpoint import save_safetensors
@@ -145,15 +146,14 @@ def _beit3_options(layers: int) -> dict[str, Any]:
 
 def _loader(kind: str, folder: Path, dtype: str):
     """A function that loads ``folder`` through the plugin's code, imports done."""
-    import torch
-
+    from mpm_framework.config.choices import torch_dtype
     from mpm_framework.contracts.base import BuildContext
 
     if kind in ("llama", "hf-causal-lm"):
         from mpm_llm_llama.model import HFCausalLM, LlamaLLM
 
         cls = LlamaLLM if kind == "llama" else HFCausalLM
-        return lambda: cls.from_config({"path": str(folder), "dtype": dtype}, BuildContext())
+        return lambda: cls.from_config(cls.config_class(path=str(folder), dtype=dtype), BuildContext())
     if kind in ("clip", "siglip"):
         from mpm_vision_clip.encoder import ClipEncoder, SiglipEncoder
 
@@ -161,14 +161,12 @@ def _loader(kind: str, folder: Path, dtype: str):
         options = cls.config_class(path=str(folder), dtype=dtype, feature_layer=-1)
         return lambda: cls.from_config(options, BuildContext())
     if kind == "unet":
-        import torch
-        from mpm_paint_unet.layout import load_layout
-
-        torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
         import warnings
 
+        from mpm_paint_unet.layout import load_layout
+
         warnings.simplefilter("ignore")  # no scheduler folder: the default schedule is fine here
-        return lambda: load_layout(folder, None, torch_dtype)
+        return lambda: load_layout(folder, None, torch_dtype(dtype))
     if kind == "cpm-bee":
         from mpm_llm_cpm_bee.pivot import CPMBeeLLM
 
@@ -183,8 +181,7 @@ def _loader(kind: str, folder: Path, dtype: str):
     if kind == "llava-peer":
         from transformers import LlavaForConditionalGeneration
 
-        torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
-        return lambda: LlavaForConditionalGeneration.from_pretrained(str(folder), dtype=torch_dtype)
+        return lambda: LlavaForConditionalGeneration.from_pretrained(str(folder), dtype=torch_dtype(dtype))
     raise SystemExit(f"unknown kind {kind!r}")
 
 

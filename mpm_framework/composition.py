@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from .config.loading import resolve_config
+from .config.loading import resolve_config, typed_config
 from .contracts.base import BuildContext
 from .errors import ConfigError
 from .plugins import get_registry
@@ -25,10 +25,11 @@ def load_language(code: str):
 def _build(kind: str, cfg: Any, context: BuildContext, seed: int = 0):
     reg = get_registry().get(kind, cfg.name)
     factory = reg.load_factory()
+    config = typed_config(cfg)  # the one place a component's config becomes its dataclass
     # Random initialisation follows run.seed, one stream per component kind, and
     # leaves the caller's global RNG as it was (see seeding.py).
     with seeded(seed, f"build/{kind}"):
-        return factory.from_config(cfg, context)
+        return factory.from_config(config, context)
 
 
 # kind -> the section of ``model`` that configures it
@@ -103,7 +104,7 @@ def build_stack(cfg: DictConfig, *, meta: bool = False):
     model = cfg.model
     if model.llm is None:
         raise ConfigError("no pivot LLM chosen: pass --llm NAME or set model.llm.name")
-    context = BuildContext(meta=meta, device="meta" if meta else "cpu")
+    context = BuildContext(meta=meta)
     seed = int(OmegaConf.select(cfg, "run.seed", default=0) or 0)
     device_ctx = torch.device("meta") if meta else torch.device("cpu")
     with device_ctx:
@@ -113,7 +114,6 @@ def build_stack(cfg: DictConfig, *, meta: bool = False):
         if model.vision is not None:
             vision = _build("vision", model.vision, context, seed)
             context.vision_hidden_size = vision.output_dim
-            context.vision_num_tokens = vision.num_output_tokens
             connector = _build("connector", model.connector, context, seed)
             return ChatStack(llm, vision, connector, languages, cfg)
         if model.decoder is not None:

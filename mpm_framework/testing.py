@@ -74,8 +74,8 @@ class TinyLLM(PivotLLM):
         self.head = nn.Linear(config.hidden_size, self.vocab_size, bias=False)
 
     @classmethod
-    def from_config(cls, config: Any, context: BuildContext) -> TinyLLM:
-        return cls(TinyLLMConfig(**{k: config[k] for k in config}) if not isinstance(config, TinyLLMConfig) else config)
+    def from_config(cls, config: TinyLLMConfig, context: BuildContext) -> TinyLLM:
+        return cls(config)
 
     def trainable_groups(self) -> dict[str, list[str]]:
         return {"embeddings": ["tok.", "pos."], "layers": ["layers."], "head": ["head.", "norm."]}
@@ -190,8 +190,8 @@ class TinyVision(VisionEncoder):
                                                 dropout=0.0, batch_first=True, norm_first=True)
 
     @classmethod
-    def from_config(cls, config: Any, context: BuildContext) -> TinyVision:
-        return cls(TinyVisionConfig(**{k: config[k] for k in config}) if not isinstance(config, TinyVisionConfig) else config)
+    def from_config(cls, config: TinyVisionConfig, context: BuildContext) -> TinyVision:
+        return cls(config)
 
     def trainable_groups(self) -> dict[str, list[str]]:
         return {"patch_embed": ["patch."], "encoder": ["pos", "block."]}

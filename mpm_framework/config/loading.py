@@ -235,6 +235,7 @@ def resolve_config(
         for kind, node in list(model.items()):
             if kind in COMPONENT_KEYS and isinstance(node, dict):
                 node = _drop_replaced(kind, dict(node), flags, schema, registry)
+                node = _retired_lora(kind, node, schema)
                 node.pop("name", None)  # resolved above (an alias may differ)
                 model[kind] = node
                 if schema.model[kind] is None and node:
@@ -281,6 +282,69 @@ def _drop_replaced(kind: str, node: dict[str, Any], flags: dict[str, str | None]
             f"{', '.join(dropped)} (they belong to '{old}'; set {chosen.name}'s own with "
             f"model.{kind}.KEY=VALUE)"), stacklevel=4)
     return {"name": old}
+
+
+def typed_config(node: Any) -> Any:
+    """What a component's ``from_config`` (and its config class's ``preflight``)
+    receives: the instance of its config dataclass, ``OmegaConf.to_object`` of
+    the validated node (nested dataclasses too, interpolations resolved). A
+    dataclass instance is returned as it is."""
+    return OmegaConf.to_object(node) if isinstance(node, DictConfig) else node
+
+
+def _retired_lora(kind: str, node: dict[str, Any], schema: DictConfig) -> dict[str, Any]:
+    """``model.<kind>.lora`` was the llama plugin's own LoRA switch; LoRA has one
+    switch now, ``run.lora``, for every component. Explicitly switched off
+    (``enabled: false``, as every run folder saved before holds it) it is dropped;
+    anything else is a :class:`ConfigError` that spells out the ``run.lora``
+    settings to write. A component whose own config declares ``lora`` keeps it."""
+    lora = node.get("lora")
+    chosen = schema.model[kind]
+    if lora is None or (chosen is not None and "lora" in chosen):
+        return node
+    node = {k: v for k, v in node.items() if k != "lora"}
+    if isinstance(lora, dict) and lora.get("enabled") is False and not lora.get("adapter_path"):
+        return node
+    raise ConfigError(retired_lora_message(kind, lora if isinstance(lora, dict) else {}))
+
+
+def retired_lora_message(kind: str, lora: dict[str, Any]) -> str:
+    """What to write instead of ``model.<kind>.lora`` (see :func:`_retired_lora`)."""
+    moved = {"r": lora.get("r", 8), "alpha": lora.get("alpha", 16)}
+    moved.update({k: lora[k] for k in ("dropout", "target_modules") if k in lora})
+    if kind != "llm":
+        moved["components"] = [kind]
+    settings = " ".join(f"run.lora.{k}={_flow(v)}" for k, v in moved.items())
+    message = (f"model.{kind}.lora was removed: LoRA has one switch for every component, run.lora "
+               f"(adapters on run.lora.components, default [llm]). Write {settings} instead, or in a recipe "
+               f"run: {{lora: {{{', '.join(f'{k}: {_flow(v)}' for k, v in moved.items())}}}}}")
+    if lora.get("adapter_path"):
+        message += (f". model.{kind}.lora.adapter_path has no run.lora counterpart: merge that adapter into "
+                    f"the checkpoint (peft's merge_and_unload, then save_pretrained) and set model.{kind}.path")
+    return message
+
+
+def _flow(value: Any) -> str:
+    return f"[{','.join(str(v) for v in value)}]" if isinstance(value, (list, tuple, ListConfig)) else str(value)
+
+
+def migrate_saved_lora(data: dict[str, Any]) -> dict[str, Any]:
+    """A run folder's ``config.yaml`` written while the llama plugin had its own
+    LoRA (``model.llm.lora.enabled``): the same adapter as ``run.lora`` (peft
+    injects the same layers, so the saved weights keep their names). Recipes
+    are not rewritten: there the old key is an error naming the new one."""
+    node = _deep_get(data, "model", "llm")
+    lora = node.get("lora") if isinstance(node, dict) else None
+    if not isinstance(lora, dict) or not lora.get("enabled") or lora.get("adapter_path"):
+        return data
+    run = dict(data.get("run") or {})
+    if int((run.get("lora") or {}).get("r") or 0) > 0:
+        raise ConfigError("this run's config.yaml sets both model.llm.lora and run.lora; keep run.lora only")
+    run["lora"] = {"r": lora.get("r", 8), "alpha": lora.get("alpha", 16), "dropout": lora.get("dropout", 0.0),
+                   "target_modules": list(lora.get("target_modules") or []), "components": ["llm"]}
+    model = dict(data["model"])
+    model["llm"] = {k: v for k, v in node.items() if k != "lora"}
+    return {**data, "model": model, "run": run}
 
 
 def _check_ranges(cfg: DictConfig) -> None:

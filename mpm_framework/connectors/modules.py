@@ -10,6 +10,7 @@ from torch import nn
 from ..contracts.base import BuildContext
 from ..contracts.connector import Connector
 from ..errors import ConfigError
+from .config import IdentityConfig, LinearConfig, MLPConfig, ResamplerConfig
 
 _SPEC = re.compile(r"^(?:linear|mlp(\d+)x_gelu)$")
 
@@ -23,7 +24,7 @@ def _dims(context: BuildContext) -> tuple[int, int]:
 
 class IdentityConnector(Connector):
     @classmethod
-    def from_config(cls, config, context: BuildContext) -> IdentityConnector:
+    def from_config(cls, config: IdentityConfig, context: BuildContext) -> IdentityConnector:
         vision_dim, llm_dim = _dims(context)
         if vision_dim != llm_dim:
             raise ConfigError(
@@ -54,7 +55,7 @@ class MLPConnector(Connector):
         self.proj = build_projector(spec, vision_dim, llm_dim)
 
     @classmethod
-    def from_config(cls, config, context: BuildContext) -> MLPConnector:
+    def from_config(cls, config: LinearConfig | MLPConfig, context: BuildContext) -> MLPConnector:
         return cls(config.projector, *_dims(context))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -75,7 +76,7 @@ class ResamplerConnector(Connector):
         self.out_norm = nn.LayerNorm(llm_dim)
 
     @classmethod
-    def from_config(cls, config, context: BuildContext) -> ResamplerConnector:
+    def from_config(cls, config: ResamplerConfig, context: BuildContext) -> ResamplerConnector:
         vision_dim, llm_dim = _dims(context)
         if llm_dim % config.num_heads:
             raise ConfigError(f"resampler num_heads={config.num_heads} must divide the LLM width {llm_dim}")

@@ -5,26 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
 
 @dataclass
 class BuildContext:
-    """Facts a component may need from its neighbours when it is built."""
+    """Facts a component may need from its neighbours when it is built. Its own
+    dtype comes from its config (`dtype` field), its device is the ambient one
+    (`meta` below, else the CPU; the trainer and loaders move the stack)."""
 
-    llm_hidden_size: int | None = None
-    vision_hidden_size: int | None = None
-    vision_num_tokens: int | None = None
-    device: str | torch.device = "cpu"
-    dtype: torch.dtype = torch.float32
+    llm_hidden_size: int | None = None  # filled before the vision side, connector and decoder are built
+    vision_hidden_size: int | None = None  # the encoder's output_dim, for the connector
     meta: bool = False  # build on the meta device (planning; no memory, no weights)
 
 
 class Component(nn.Module):
     """Base of every torch component.
 
-    ``from_config`` builds the component from its (validated, omegaconf) config;
+    ``from_config`` builds the component from its config: an instance of the
+    config dataclass it registered (validated and resolved by the core:
+    ``OmegaConf.to_object`` of the checked node), or the core's ``_NamedOnly``
+    (just ``name``) when it registered none;
     ``trainable_groups`` names parameter groups that stage freeze sets refer to
     as ``<component>.<group>`` (e.g. ``vision.patch_embed``). Each group maps to
     parameter-name prefixes relative to the component; "" means everything.
@@ -36,6 +37,8 @@ class Component(nn.Module):
 
     @classmethod
     def from_config(cls, config: Any, context: BuildContext) -> Component:
+        """Build from ``config`` (the registered dataclass's instance: read its
+        fields as attributes) and the neighbours' facts in ``context``."""
         raise NotImplementedError
 
     def trainable_groups(self) -> dict[str, list[str]]:

@@ -12,6 +12,8 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from ..config.choices import DTYPES
+
 
 @dataclass
 class DataSource:
@@ -102,7 +104,7 @@ class RunConfig:
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "schedule": ("cosine", "linear", "constant"),
-    "precision": ("fp32", "bf16", "fp16"),
+    "precision": DTYPES,
     "engine": ("single", "ddp", "deepspeed"),
 }
 # field: (lowest, highest, lowest allowed itself) -- None: unbounded

@@ -20,11 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config.choices import torch_dtype
 from ..errors import ConfigError, did_you_mean
 from .checkpoint import optimizer_from_tensors, optimizer_to_tensors
 
 ENGINES = ("single", "ddp", "deepspeed")
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def dist_env() -> tuple[int, int, int]:
@@ -83,9 +83,7 @@ class Engine:
         self.rank, self.world_size, self.local_rank = 0, 1, 0
         self.device = pick_device(str(run.device), 0)
         self.precision = str(run.precision)
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"unknown run.precision '{self.precision}'.{did_you_mean(self.precision, PRECISIONS)} "
-                              f"Use {', '.join(PRECISIONS)}")
+        self.autocast_dtype = torch_dtype(self.precision, "run.precision")  # checks the name
         self.model: Any = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.scaler: torch.amp.GradScaler | None = None
@@ -118,7 +116,7 @@ class Engine:
     def autocast(self):
         if self.precision == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def accumulating(self, last: bool):
         """Context of one micro-batch's forward+backward (DDP skips the gradient

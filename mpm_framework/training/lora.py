@@ -1,11 +1,21 @@
-"""Low-rank adapters through peft's model-agnostic injection: works on any
-component whose target layers are ``nn.Linear``, without peft's model wrappers
-(the stack keeps its own forward)."""
+"""Low-rank adapters: MPM's one LoRA (``run.lora``), through peft's
+model-agnostic injection into any component whose target layers are
+``nn.Linear`` (the stack keeps its own forward; no peft model wrappers).
+
+The adapters live inside the component as peft ``LoraLayer``s, so their
+parameters are named ``<component>.<module path>.lora_A.default.weight``.
+:func:`merge_lora` folds them into the base layers in place (export,
+inference) and :func:`merged_state_dict` gives the weights with them folded in
+while the model keeps training (a plugin's ``save_pretrained``). A run saved
+with an LLM plugin's former own LoRA (``model.llm.lora``) loads as ``run.lora``:
+see ``mpm_framework.config.loading.migrate_saved_lora``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..errors import ConfigError
@@ -23,10 +33,15 @@ def apply_lora(stack: nn.Module, lora: Any) -> list[str]:
         from peft import LoraConfig, inject_adapter_in_model
     except ImportError:
         raise ConfigError("run.lora.r > 0 needs peft: pip install peft") from None
+    from ..quantize import is_quantized
+
     components = stack.components()
     for name in lora.components:
         if name not in components or components[name] is None:
             raise ConfigError(f"run.lora.components names '{name}'; components: {', '.join(components)}")
+        if is_quantized(components[name]):
+            raise ConfigError(f"run.lora trains float weights but model.{name}.quantize=int8 (an inference "
+                              f"setting): set model.{name}.quantize=none, or merge the adapter first")
         config = LoraConfig(r=int(lora.r), lora_alpha=float(lora.alpha), lora_dropout=float(lora.dropout),
                             target_modules=list(lora.target_modules))
         try:
@@ -38,10 +53,54 @@ def apply_lora(stack: nn.Module, lora: Any) -> list[str]:
 
 
 def is_lora_parameter(name: str) -> bool:
-    """A peft adapter weight (``...lora_A.default.weight``), whoever injected it:
-    ``run.lora`` here or an LLM plugin's own adapter (``model.llm.lora``)."""
+    """A peft adapter weight (``...lora_A.default.weight``)."""
     return ".lora_" in name
 
 
 def lora_parameter_names(stack: nn.Module) -> list[str]:
     return [n for n, _ in stack.named_parameters() if is_lora_parameter(n)]
+
+
+def _lora_layers(module: nn.Module) -> list[tuple[str, Any]]:
+    try:
+        from peft.tuners.lora import LoraLayer
+    except ImportError:  # without peft nothing can hold adapters
+        return []
+    return [(name, m) for name, m in module.named_modules() if isinstance(m, LoraLayer)]
+
+
+def merge_lora(module: nn.Module) -> int:
+    """Fold every adapter into its base layer and put the plain layer back in
+    its place (parameter names lose ``.base_layer``); returns how many layers."""
+    return _restore_base_layers(module, merge=True)
+
+
+def unload_lora(module: nn.Module) -> int:
+    """Put every base layer back as it was before the adapters (the adapters are
+    dropped, not merged); returns how many layers."""
+    return _restore_base_layers(module, merge=False)
+
+
+def _restore_base_layers(module: nn.Module, merge: bool) -> int:
+    layers = _lora_layers(module)
+    for name, layer in layers:
+        if merge:
+            layer.merge()
+        parent, _, child = name.rpartition(".")
+        setattr(module.get_submodule(parent) if parent else module, child, layer.get_base_layer())
+    return len(layers)
+
+
+def merged_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    """``module``'s weights with every active adapter folded in, under the names
+    the module has without adapters; ``module`` itself is left untouched."""
+    state = {k: v for k, v in module.state_dict().items() if not is_lora_parameter(k)}
+    for name, layer in _lora_layers(module):
+        key = f"{name}.base_layer.weight" if name else "base_layer.weight"
+        weight = state[key].clone()
+        with torch.no_grad():
+            for adapter in layer.active_adapters:
+                if adapter in layer.lora_A:
+                    weight += layer.get_delta_weight(adapter).to(weight.dtype)
+        state[key] = weight
+    return {k.replace(".base_layer.", ".").removeprefix("base_layer."): v for k, v in state.items()}

@@ -17,6 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..config.loading import typed_config
 from ..errors import ConfigError, did_you_mean
 from ..storage import check_writable
 
@@ -107,14 +108,14 @@ def _component_problems(cfg: Any, registry: Any) -> list[str]:
             continue
         reg = registry.get(kind, str(node.name))
         problems += [f"model.{kind} ({reg.name}, plugin '{reg.plugin}'): {p}" for p in reg.problems()]
-        for key in ("path", "tokenizer_path", "vocab", "adapter_path"):
+        for key in ("path", "tokenizer_path", "vocab"):
             value = node.get(key) if isinstance(node, DictConfig) and key in node else None
             if value and isinstance(value, str) and _is_model_path(value) and not Path(value).expanduser().exists():
                 problems.append(f"model.{kind}.{key}: {value} does not exist")
         config_class = reg.load_config_class() if reg.config else None  # config classes are torch-free
         check = getattr(config_class, "preflight", None)
         if callable(check):
-            problems += [f"model.{kind}: {p}" for p in check(node)]
+            problems += [f"model.{kind}: {p}" for p in check(typed_config(node))]
     for code in model.get("languages") or []:
         reg = registry.get("language", str(code))
         problems += [f"language pack '{code}' (plugin '{reg.plugin}') is not installed properly: {p}"

@@ -115,12 +115,12 @@ def read_stage_config(folder: str | Path):
     """The resolved config a stage folder saved (``config.yaml``), with any
     ``trust_remote_code`` in it switched off (warning): the folder is data, and
     only the caller grants remote code (``mpm_framework.security``)."""
-    from ..config.loading import resolve_config
+    from ..config.loading import load_yaml, migrate_saved_lora, resolve_config
     from ..security import ignore_remote_code_settings
     from .stages import check_saved_stages
 
     path = Path(folder) / "config.yaml"
-    cfg = resolve_config(recipe=path)
+    cfg = resolve_config(recipe=migrate_saved_lora(load_yaml(path)))
     ignore_remote_code_settings(cfg, path)
     check_saved_stages(cfg, str(path))  # a run.stage import string would run the code it names
     return cfg

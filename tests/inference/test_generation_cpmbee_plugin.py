@@ -15,6 +15,7 @@ QUESTIONS = ["What colour is the shape?", "左边有什么?", "Wie viele Formen 
 
 @pytest.fixture(scope="module")
 def stack():
+    from mpm_llm_cpm_bee.config import CPMBeeLLMConfig
     from mpm_llm_cpm_bee.pivot import CPMBeeLLM
 
     from mpm_framework.connectors.modules import MLPConnector
@@ -23,7 +24,7 @@ def stack():
     from mpm_framework.stacks.chat import ChatStack
     from mpm_framework.testing import TinyVision, TinyVisionConfig
 
-    llm = CPMBeeLLM.from_config({"name": "cpm-bee", "size": "tiny"}, BuildContext())
+    llm = CPMBeeLLM.from_config(CPMBeeLLMConfig(size="tiny"), BuildContext())
     with torch.no_grad():  # clear-cut choices: a random init is nearly uniform
         llm.input_embedding.weight.mul_(4.0)
     vision = TinyVision(TinyVisionConfig())

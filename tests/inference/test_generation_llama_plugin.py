@@ -22,9 +22,10 @@ QUESTIONS = ["What is in the image?", "左边有什么?", "Was ist oben rechts z
 
 @pytest.fixture(scope="module")
 def llm():
+    from mpm_llm_llama.config import LlamaLLMConfig, TinyConfig
     from mpm_llm_llama.model import LlamaLLM
 
-    model = LlamaLLM.from_config({"name": "llama", "tiny": TINY}, BuildContext()).eval()
+    model = LlamaLLM.from_config(LlamaLLMConfig(tiny=TinyConfig(**TINY)), BuildContext()).eval()
     with torch.no_grad():  # clear-cut choices: a random init is nearly uniform
         model.hf.get_output_embeddings().weight.mul_(25.0)
     return model

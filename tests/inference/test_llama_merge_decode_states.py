@@ -19,9 +19,10 @@ TINY = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2, "num_heads"
 
 @pytest.fixture(scope="module")
 def llm():
+    from mpm_llm_llama.config import LlamaLLMConfig, TinyConfig
     from mpm_llm_llama.model import LlamaLLM
 
-    return LlamaLLM.from_config({"name": "llama", "tiny": TINY}, BuildContext()).eval()
+    return LlamaLLM.from_config(LlamaLLMConfig(tiny=TinyConfig(**TINY)), BuildContext()).eval()
 
 
 def _prefill(llm, questions):

@@ -26,19 +26,19 @@ REPO = Path(__file__).resolve().parents[2]
 _MODULE = textwrap.dedent("""
     import torch
     from mpm_framework.hookspecs import hookimpl
-    from mpm_framework.testing import TinyLLM, TinyLLMConfig, TinyVision, TinyVisionConfig
+    from mpm_framework.testing import TinyLLM, TinyVision
 
     class ForkedLLM(TinyLLM):
         @classmethod
         def from_config(cls, config, context):
             with torch.random.fork_rng(devices=[]):
-                return cls(TinyLLMConfig(**{k: config[k] for k in config}))
+                return cls(config)
 
     class ForkedVision(TinyVision):
         @classmethod
         def from_config(cls, config, context):
             with torch.random.fork_rng(devices=[]):
-                return cls(TinyVisionConfig(**{k: config[k] for k in config}))
+                return cls(config)
 
     @hookimpl
     def mpm_register_llms(register):

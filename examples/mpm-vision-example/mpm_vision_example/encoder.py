@@ -2,7 +2,10 @@
 
 from torch import nn
 
+from mpm_framework.contracts.base import BuildContext
 from mpm_framework.contracts.vision import VisionEncoder
+
+from .plugin import ConvEncoderConfig
 
 
 class ConvEncoder(VisionEncoder):
@@ -15,7 +18,8 @@ class ConvEncoder(VisionEncoder):
         self.net = nn.Sequential(nn.Conv2d(3, width, 4, 4), nn.GELU(), nn.Conv2d(width, width, 2, 2))
 
     @classmethod
-    def from_config(cls, config, context):
+    def from_config(cls, config: ConvEncoderConfig, context: BuildContext) -> "ConvEncoder":
+        # config: the ConvEncoderConfig instance, validated by the core
         return cls(config.image_size, config.width)
 
     def trainable_groups(self):

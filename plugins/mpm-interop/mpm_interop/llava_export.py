@@ -15,9 +15,10 @@ Mapping (the reverse of :mod:`mpm_interop.llava_hf`):
   that turns ``{"type": "image"}`` parts into the image token and then renders
   the stack's prompt format)
 
-Stacks Llava cannot express are refused with the reason. LoRA runs export
-merged, or with ``adapter=True`` as the unmerged base plus a PEFT adapter in
-``adapter/`` (``PeftModel.from_pretrained(model, DIR / "adapter")``).
+Stacks Llava cannot express are refused with the reason. LoRA runs
+(``run.lora``, MPM's one LoRA) export merged, or with ``adapter=True`` as the
+unmerged base plus a PEFT adapter in ``adapter/``
+(``PeftModel.from_pretrained(model, DIR / "adapter")``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from mpm_framework.errors import ConfigError, MPMError
+from mpm_framework.training.lora import lora_parameter_names, merge_lora, unload_lora
 
 # Turns processor-style contents (lists of {"type": "image"} / {"type": "text"})
 # into the strings the stack's template renders; an image part becomes the
@@ -77,23 +79,6 @@ def refusal_reasons(stack: Any) -> list[str]:
         reasons.append(f"the connector '{name}' is not mlp2x_gelu (Llava's projector is Linear-GELU-Linear; "
                        "a single linear layer, a resampler or an identity bridge cannot be written as it)")
     return reasons
-
-
-def merge_lora(stack: nn.Module) -> int:
-    """Fold peft LoRA layers injected by ``run.lora`` into their base layers;
-    returns how many were merged."""
-    try:
-        from peft.tuners.lora import LoraLayer
-    except ImportError:
-        return 0
-    merged = 0
-    for name, module in list(stack.named_modules()):
-        if isinstance(module, LoraLayer):
-            module.merge()
-            parent_name, _, child = name.rpartition(".")
-            setattr(stack.get_submodule(parent_name) if parent_name else stack, child, module.get_base_layer())
-            merged += 1
-    return merged
 
 
 def lora_state(stack: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -205,23 +190,11 @@ def export_llava(run_dir: Path, out: Path, stage: str | None = None, adapter: bo
         raise ConfigError(f"{out} is not empty; choose a new --out folder (nothing was written)")
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
-    core_lora = any(".lora_" in n for n, _ in stack.named_parameters()) and not stack.llm.has_lora
-    if adapter and stack.llm.has_lora and not core_lora:
-        raise ConfigError("--adapter writes run.lora adapters; this run's LoRA is the LLM plugin's own "
-                          "(model.llm.lora): export it merged (without --adapter)")
-    if stack.llm.has_lora:  # the LLM plugin's own adapter (model.llm.lora)
-        stack.llm.merge_lora()
-        notes.append("the LLM's LoRA adapter (model.llm.lora) is merged into the weights")
     adapter_tensors, hyper = ({}, {})
-    if any(".lora_" in n for n, _ in stack.named_parameters()):
+    if lora_parameter_names(stack):
         if adapter:
             adapter_tensors, hyper = lora_state(stack)
-            for name, module in list(stack.named_modules()):  # unmerged base weights for the base model
-                from peft.tuners.lora import LoraLayer
-
-                if isinstance(module, LoraLayer):
-                    parent, _, child = name.rpartition(".")
-                    setattr(stack.get_submodule(parent), child, module.get_base_layer())
+            unload_lora(stack)  # unmerged base weights for the base model
             notes.append("LoRA (run.lora) is in adapter/ as a PEFT adapter over this base model")
         else:
             notes.append(f"LoRA (run.lora) merged into the weights ({merge_lora(stack)} layers)")

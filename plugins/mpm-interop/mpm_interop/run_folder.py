@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from mpm_framework.config.choices import dtype_name, torch_dtype
 from mpm_framework.errors import ConfigError
 
 STAGE = "import"
@@ -55,17 +56,12 @@ def write_run(out: Path, model: dict[str, Any], weights: dict[str, torch.Tensor]
     return out
 
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
-
-
 def dtype_option(value: str | None, tensors: dict[str, torch.Tensor]) -> str:
     """The dtype name to build with: the option, else the checkpoint's float dtype."""
     if value:
-        if value not in DTYPES:
-            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {value!r}")
+        torch_dtype(value, "--dtype")  # a name outside DTYPES fails naming them
         return value
     for t in tensors.values():
         if t.is_floating_point():
-            return DTYPE_NAMES.get(t.dtype, "fp32")
+            return dtype_name(t.dtype) or "fp32"
     return "fp32"

@@ -182,15 +182,12 @@ def _check_shapes(what: str, ours: dict[str, tuple[int, ...]], theirs: dict[str,
 
 def vision_meta_shapes(cfg: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """Shapes of the Beit3Encoder ``cfg`` builds (meta device, no memory)."""
-    from mpm_vision_beit3.config import Beit3Config
-    from mpm_vision_beit3.encoder import Beit3Encoder
-    from omegaconf import OmegaConf
-
+    from mpm_framework.composition import build_component
     from mpm_framework.contracts.base import BuildContext
 
-    node = OmegaConf.merge(OmegaConf.structured(Beit3Config), {k: v for k, v in cfg.items() if k != "name"})
+    settings = {k: v for k, v in cfg.items() if k != "name"}
     with torch.device("meta"):
-        enc = Beit3Encoder.from_config(node, BuildContext(meta=True, device="meta"))
+        enc = build_component("vision", "beit3", settings, context=BuildContext(meta=True))
     return {k: tuple(v.shape) for k, v in enc.state_dict().items()}
 
 

@@ -165,37 +165,33 @@ def test_stacks_llava_cannot_express_are_refused(interop, tmp_path, vocab_file):
     assert no_lora.exit_code != 0
 
 
-def test_llm_plugin_lora_exports_merged(interop, tmp_path):
-    """LoRA of the LLM plugin itself (model.llm.lora) merges on export; --adapter
-    is refused for it with the reason."""
-    from mpm_interop.run_folder import prepare_out, write_run
-    from omegaconf import OmegaConf
+def test_run_saved_with_the_llm_plugins_own_lora_loads_as_run_lora_and_exports(interop, tmp_path):
+    """A run folder written while the llama plugin had its own LoRA switch
+    (``model.llm.lora`` in its config.yaml) loads with that adapter as run.lora
+    (peft injects the same layers, so the saved weights keep their names) and
+    exports merged and as a PEFT adapter."""
+    import yaml
 
-    from mpm_framework.composition import build_stack
-    from mpm_framework.config.loading import resolve_config
+    from mpm_framework.training.lora import lora_parameter_names
     from mpm_framework.training.run_dir import load_run
 
-    stack, _, run = import_run(tmp_path)
-    model_cfg = OmegaConf.to_container(stack.config.model, resolve=True)
-    model_cfg["llm"]["lora"] = {"enabled": True, "r": 4, "alpha": 8, "target_modules": ["q_proj", "o_proj"]}
-    lora_stack = build_stack(resolve_config(recipe={"model": model_cfg}))
-    g = torch.Generator().manual_seed(7)
-    weights = {}
-    with torch.no_grad():
-        for name, p in lora_stack.named_parameters():
-            if ".lora_" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-                weights[name] = p.detach().clone()
-    assert weights
-    weights.update({k: v for k, v in stack.state_dict().items() if k.startswith("connector.")})
-    out_run = tmp_path / "plugin_lora"
-    prepare_out(out_run)
-    write_run(out_run, model_cfg, weights, str(run), "test")
-    loaded = load_run(out_run)
-    assert loaded.llm.has_lora
+    stack, run = _lora_run(tmp_path)
+    config = run / "import" / "config.yaml"
+    saved = yaml.safe_load(config.read_text())
+    lora = saved["run"].pop("lora")
+    saved["model"]["llm"]["lora"] = {"enabled": True, "r": lora["r"], "alpha": lora["alpha"],
+                                     "dropout": lora["dropout"], "target_modules": lora["target_modules"],
+                                     "adapter_path": ""}
+    config.write_text(yaml.safe_dump(saved))
+    loaded = load_run(run)
+    assert sorted(lora_parameter_names(loaded)) == sorted(lora_parameter_names(stack)) != []
+    assert loaded.config.run.lora.r == lora["r"] and "lora" not in loaded.config.model.llm
+    theirs = dict(stack.named_parameters())
+    for name, p in loaded.named_parameters():
+        assert torch.equal(p, theirs[name]), name
     batch = prompt_batch(loaded)
-    assert export(out_run, tmp_path / "e", "--adapter").exit_code != 0
-    result = export(out_run, tmp_path / "merged")
+    result = export(run, tmp_path / "merged")
     assert result.exit_code == 0, result.output
     model, _ = load_export(tmp_path / "merged")
     assert_same_as_transformers(loaded, model, batch, new_tokens=4)
+    assert export(run, tmp_path / "adapter_export", "--adapter").exit_code == 0

@@ -31,11 +31,10 @@ def tiny_llm(vocab_file):
 def tiny_vision(width):
     from mpm_vision_beit3.config import Beit3Config
     from mpm_vision_beit3.encoder import Beit3Encoder
-    from omegaconf import OmegaConf
 
     from mpm_framework.contracts.base import BuildContext
 
-    cfg = OmegaConf.structured(Beit3Config(preset="tiny", num_queries=6, mapping_dim=width))
+    cfg = Beit3Config(preset="tiny", num_queries=6, mapping_dim=width)
     return _perturb(Beit3Encoder.from_config(cfg, BuildContext()), 2).eval()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from mpm_framework.config.choices import torch_dtype
 from mpm_framework.errors import MPMError
 
 from .config import CPMBeeArch
@@ -211,13 +212,10 @@ def save_safetensors(state: dict[str, torch.Tensor], arch: CPMBeeArch, out_dir: 
     return out / "model.safetensors"
 
 
-DTYPE_NAMES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
 def convert(src: str | Path, dst: str | Path, dtype: str | None = None, vocab: str | Path | None = None,
             progress: bool = False) -> Path:
     """Official (or VisCPM) checkpoint -> a safetensors directory in the official layout."""
     state, arch = load_checkpoint(src)
     _, found_vocab, _ = find_checkpoint(src)
     vocab_path = Path(vocab) if vocab is not None else found_vocab
-    return save_safetensors(state, arch, dst, DTYPE_NAMES[dtype] if dtype else None, vocab_path, progress)
+    return save_safetensors(state, arch, dst, torch_dtype(dtype, "--dtype") if dtype else None, vocab_path, progress)

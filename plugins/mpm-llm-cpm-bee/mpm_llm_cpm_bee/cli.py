@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from mpm_framework.config.choices import DTYPES
+
 
 @click.group("cpm-bee")
 def cpm_bee() -> None:
@@ -13,7 +15,7 @@ def cpm_bee() -> None:
 @cpm_bee.command("convert")
 @click.argument("src", type=click.Path(exists=True))
 @click.argument("dst", type=click.Path(file_okay=False))
-@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+@click.option("--dtype", type=click.Choice(DTYPES), default=None,
               help="Cast the weights (default: keep the file's dtype).")
 @click.option("--vocab", type=click.Path(exists=True, dir_okay=False), default=None,
               help="vocab.txt to copy beside the weights (default: the one beside SRC, if any).")

@@ -170,21 +170,20 @@ class CPMBeeLLMConfig:
 
 
     @staticmethod
-    def preflight(config: Any) -> list[str]:
+    def preflight(config: CPMBeeLLMConfig) -> list[str]:
         """What building would reject, found from the config alone (called by the
-        trainer's preflight before anything is built)."""
-        size = str(config.get("size") or "")
+        trainer's preflight before anything is built, with the config instance)."""
+        size = str(config.size or "")
         try:
             get_arch(size)
         except ConfigError as exc:
             return [str(exc)]
-        if size.lower().replace("cpm-bee-", "") != "tiny" and not config.get("path"):
+        if size.lower().replace("cpm-bee-", "") != "tiny" and not config.path:
             return [f"cpm-bee size '{size}' needs its weights: set model.llm.path to the official checkpoint, "
                     "or model.llm.size=tiny for a small random model"]
         return []
 
 
-DTYPES = ("fp32", "bf16", "fp16")
 ATTENTION_BACKENDS = ("sdpa", "eager")
 
 

@@ -14,14 +14,15 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from mpm_framework.config.choices import torch_dtype
 from mpm_framework.contracts.base import BuildContext
 from mpm_framework.contracts.llm import LMOutput, PivotLLM
 from mpm_framework.contracts.prompt import IGNORE_INDEX, IMAGE_MARKER, PromptEncoding, Turn
 from mpm_framework.errors import ConfigError, DataError
 
-from .checkpoint import DTYPE_NAMES, find_checkpoint, infer_arch, llm_state_dict, read_state_dict
 from .checkpoint import check_keys as check_checkpoint_keys
-from .config import ATTENTION_BACKENDS, DTYPES, CPMBeeArch, CPMBeeLLMConfig, check_choice, get_arch
+from .checkpoint import find_checkpoint, infer_arch, llm_state_dict, read_state_dict
+from .config import ATTENTION_BACKENDS, CPMBeeArch, CPMBeeLLMConfig, check_choice, get_arch
 from .model import CPMBeeModel, LayerCache, TokenFields
 from .structured import ANSWER_KEY, IMAGE_KEY, encode_structured, relation_bucket
 from .tokenizer import CPMBeeTokenizer, escape
@@ -54,17 +55,6 @@ class DecodeState:
         return DecodeState(caches=caches, keys=self.keys.index_select(index), **rows)
 
 
-def _as_dict(config: Any) -> dict[str, Any]:
-    """The component config as a plain dict (omegaconf node, dataclass or mapping)."""
-    from omegaconf import DictConfig, OmegaConf
-
-    if isinstance(config, DictConfig):
-        return OmegaConf.to_container(config, resolve=True)  # type: ignore[return-value]
-    if isinstance(config, CPMBeeLLMConfig):
-        return {f.name: getattr(config, f.name) for f in fields(config)}
-    return dict(config)
-
-
 class CPMBeeLLM(CPMBeeModel, PivotLLM):
     """CPM-Bee 1B/2B/5B/10B (or a tiny random one) as a pivot LLM."""
 
@@ -91,25 +81,18 @@ class CPMBeeLLM(CPMBeeModel, PivotLLM):
 
     # -- construction ------------------------------------------------------------
     @classmethod
-    def from_config(cls, config: Any, context: BuildContext | None = None) -> CPMBeeLLM:
-        context = context or BuildContext()
-        given = _as_dict(config)
-        known = {f.name for f in fields(CPMBeeLLMConfig)}
-        unknown = set(given) - known
-        if unknown:
-            raise ConfigError(f"unknown cpm-bee option(s): {', '.join(sorted(unknown))}")
-        cfg = CPMBeeLLMConfig(**{k: v for k, v in given.items() if v is not None or k in ("path", "vocab")})
-        cfg.arch = dict(cfg.arch or {})
-        dtype = DTYPE_NAMES[check_choice(cfg.dtype, DTYPES, "dtype")]
-        meta = bool(context.meta)
+    def from_config(cls, config: CPMBeeLLMConfig, context: BuildContext | None = None) -> CPMBeeLLM:
+        cfg, meta = config, bool(context and context.meta)
+        dtype = torch_dtype(cfg.dtype, "model.llm.dtype")
         arch = get_arch(cfg.size)
-        unknown = set(cfg.arch) - {f.name for f in fields(CPMBeeArch)}
+        overrides = dict(cfg.arch or {})
+        unknown = set(overrides) - {f.name for f in fields(CPMBeeArch)}
         if unknown:
             raise ConfigError(f"model.llm.arch: unknown field(s) {', '.join(sorted(unknown))}; "
                               f"fields: {', '.join(f.name for f in fields(CPMBeeArch))}")
-        if cfg.arch.get("mask_modules") is not None:
-            cfg.arch["mask_modules"] = tuple(tuple(bool(x) for x in m) for m in cfg.arch["mask_modules"])
-        arch = arch.replace(**cfg.arch)
+        if overrides.get("mask_modules") is not None:
+            overrides["mask_modules"] = tuple(tuple(bool(x) for x in m) for m in overrides["mask_modules"])
+        arch = arch.replace(**overrides)
 
         vocab_path = Path(cfg.vocab) if cfg.vocab else None
         if meta and vocab_path is not None and not vocab_path.is_file():

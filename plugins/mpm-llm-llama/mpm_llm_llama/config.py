@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 from mpm_framework.config.choices import Dtype, Quantize
 
-DTYPES = ("fp32", "bf16", "fp16")
 ATTENTION_BACKENDS = ("sdpa", "eager", "xformers")
 
 
@@ -28,19 +27,6 @@ class TinyConfig:
 
 
 @dataclass
-class LoraOptions:
-    """LoRA through peft. ``adapter_path`` loads a saved peft adapter instead of
-    creating a fresh one."""
-
-    enabled: bool = False
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    adapter_path: str = ""
-
-
-@dataclass
 class LlamaLLMConfig:
     """``model.llm`` for ``llama`` (``LlamaForCausalLM``).
 
@@ -48,6 +34,9 @@ class LlamaLLMConfig:
     tokenizer files) or a hub id (online only). Empty: a random model of the
     ``tiny`` sizes with the tokenizer from ``tokenizer_path`` (a byte-level
     tokenizer when that is empty too).
+
+    LoRA is the core's ``run.lora``: the former ``lora`` key here is refused,
+    naming the run.lora settings to write.
     """
 
     name: str = "llama"
@@ -65,7 +54,6 @@ class LlamaLLMConfig:
     # Ignored (with a warning): a config cannot switch on code shipped with a checkpoint; the command
     # line's --trust-remote-code does (mpm_framework.security). Kept so older configs still load.
     trust_remote_code: bool = False
-    lora: LoraOptions = field(default_factory=LoraOptions)
     chat_template: str = ""  # a Jinja template or a path to a .jinja file; default: the tokenizer's own
     image_token: str = "<image_pad>"  # placeholder token for image slots, added to the tokenizer if missing
     answer_only_head: bool = True  # training: run the LM head only where labels exist

@@ -8,21 +8,13 @@ from typing import Any
 
 import torch
 
+from mpm_framework.config.choices import torch_dtype
 from mpm_framework.errors import ConfigError, did_you_mean
 from mpm_framework.security import FLAG as TRUST_FLAG
 from mpm_framework.security import allow_remote_code
 
 from .attention import fit_to_architecture
-from .config import DTYPES, LlamaLLMConfig
-
-TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    if name not in TORCH_DTYPES:
-        raise ConfigError(f"unknown dtype {name!r} (model.llm.dtype).{did_you_mean(name, DTYPES)} "
-                          f"Choose one of {', '.join(DTYPES)}")
-    return TORCH_DTYPES[name]
+from .config import LlamaLLMConfig
 
 
 def _offline() -> bool:
@@ -146,7 +138,7 @@ def load_pretrained(cfg: LlamaLLMConfig, auto: bool, attn: str, meta: bool) -> A
         )
     cls = model_class(auto)
     attn = fit_to_architecture(concrete_class(cls, config), attn)
-    dtype = torch_dtype(cfg.dtype)
+    dtype = torch_dtype(cfg.dtype, "model.llm.dtype")
     if meta:
         with torch.device("meta"):
             remote = {"trust_remote_code": True} if kwargs["trust_remote_code"] else {}
@@ -170,9 +162,6 @@ def quantize(model: Any, cfg: LlamaLLMConfig) -> Any:
 
     if check_quantize(cfg.quantize, "model.llm.quantize") == "none":
         return model
-    if cfg.lora.enabled or cfg.lora.adapter_path:
-        raise ConfigError("model.llm.quantize=int8 is for inference; LoRA needs the float weights "
-                          "(merge the adapter first, or set quantize=none)")
     head = [n for n, m in model.named_modules() if m is model.get_output_embeddings()]
     quantize_linear_int8(model, skip=head, field="model.llm.quantize")
     return model
@@ -234,7 +223,7 @@ def build_random(cfg: LlamaLLMConfig, tokenizer: Any, auto: bool, attn: str, met
         config = AutoConfig.for_model(cfg.model_type, **sizes)
     cls = model_class(auto)
     attn = fit_to_architecture(concrete_class(cls, config), attn)
-    dtype = torch_dtype(cfg.dtype)
+    dtype = torch_dtype(cfg.dtype, "model.llm.dtype")
     if meta:
         with torch.device("meta"):
             return _from_config(cls, config, attn_implementation=attn, dtype=dtype)

@@ -5,7 +5,7 @@ BLOOM, ...) and its tokenizer behind the :class:`PivotLLM` contract;
 :class:`LlamaLLM` is the same with transformers' ``LlamaForCausalLM``. The
 transformers model does the compute: the plugin adds prompts in the model's
 own chat format, image slots, answer-only loss, packing, a KV-cache decode
-state for the core's decoding loop, and LoRA.
+state for the core's decoding loop. LoRA is the core's (``run.lora``).
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from mpm_framework.contracts.prompt import (
     predicting_positions,
 )
 from mpm_framework.errors import ConfigError, MPMError
+from mpm_framework.training.lora import is_lora_parameter, merged_state_dict
 from mpm_framework.training.packing import PACK_KEYS, block_causal_bias, pack_in_order
 
 from .attention import resolve_attention
 from .config import HFCausalLMConfig, LlamaLLMConfig
 from .loading import add_image_token, build_random, load_pretrained, load_tokenizer
-from .lora import attach_lora, is_lora_parameter, merged_state_dict
 from .prompting import PromptFormatter, load_template
 
 LOG = logging.getLogger("mpm_llm_llama")
@@ -52,19 +52,6 @@ class DecodeState:
     next_position: torch.Tensor  # (B,)
 
 
-def _to_config(config: Any, cls: type) -> Any:
-    if isinstance(config, cls):
-        return config
-    from omegaconf import DictConfig, OmegaConf
-
-    if isinstance(config, DictConfig):
-        merged = OmegaConf.merge(OmegaConf.structured(cls), config)
-        return OmegaConf.to_object(merged)
-    if isinstance(config, dict):
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), OmegaConf.create(config)))
-    raise TypeError(f"expected a {cls.__name__}, an omegaconf node or a dict, got {type(config).__name__}")
-
-
 class HFCausalLM(PivotLLM):
     """Any transformers causal LM as a pivot LLM (registered as ``hf-causal-lm``)."""
 
@@ -76,7 +63,6 @@ class HFCausalLM(PivotLLM):
         self.hf = hf_model
         self.tokenizer = tokenizer
         self.options = options
-        self._peft: Any = None  # the peft wrapper while LoRA is attached (not a submodule)
         text_config = hf_model.config.get_text_config()
         template = load_template(options.chat_template) if options.chat_template else None
         if template:
@@ -104,9 +90,8 @@ class HFCausalLM(PivotLLM):
 
     # -- construction ------------------------------------------------------------
     @classmethod
-    def from_config(cls, config: Any, context: BuildContext | None = None) -> HFCausalLM:
-        options = _to_config(config, cls.config_class)
-        meta = bool(context and context.meta)
+    def from_config(cls, config: LlamaLLMConfig, context: BuildContext | None = None) -> HFCausalLM:
+        options, meta = config, bool(context and context.meta)
         attn = resolve_attention(options.attn_implementation)
         if options.path:
             hf_model = load_pretrained(options, cls.auto_model, attn, meta)
@@ -124,8 +109,6 @@ class HFCausalLM(PivotLLM):
             tokenizer = load_tokenizer(options)
             hf_model = build_random(options, tokenizer, cls.auto_model, attn, meta)
         model = cls(hf_model, tokenizer, options)
-        if options.lora.enabled or options.lora.adapter_path:
-            model.attach_lora()
         if options.gradient_checkpointing:
             model.enable_gradient_checkpointing()
         return model
@@ -133,13 +116,13 @@ class HFCausalLM(PivotLLM):
     @classmethod
     def from_pretrained(cls, path: str | Path, **options: Any) -> HFCausalLM:
         """``LlamaLLM.from_pretrained("ckpt_dir", dtype="bf16")``: config fields as keywords."""
-        return cls.from_config({**options, "path": str(path)}, BuildContext())
+        return cls.from_config(cls.config_class(**options, path=str(path)), BuildContext())
 
     # -- parameters ----------------------------------------------------------------
     def trainable_groups(self) -> dict[str, list[str]]:
         """``embeddings``, ``layers`` (decoder blocks and final norm), ``lm_head``
-        and, with LoRA attached, ``lora``. Names are exact parameter names (a
-        tied LM head is listed under the embedding's name)."""
+        and, with ``run.lora`` adapters injected, ``lora``. Names are exact parameter
+        names (a tied LM head is listed under the embedding's name)."""
         names = {id(p): n for n, p in self.named_parameters()}
         embed = [names[id(p)] for p in self.hf.get_input_embeddings().parameters()]
         head = [names[id(p)] for p in self.hf.get_output_embeddings().parameters() if id(p) in names]
@@ -354,41 +337,14 @@ class HFCausalLM(PivotLLM):
         mask = torch.cat([F.pad(state.attention_mask, (length - n, 0)) for state, n in zip(states, lengths)])
         return DecodeState(merged, mask, torch.cat([state.next_position for state in states]))
 
-    # -- LoRA ------------------------------------------------------------------------------------
-    @property
-    def has_lora(self) -> bool:
-        return self._peft is not None
-
-    def attach_lora(self) -> None:
-        """Attach the configured adapter (fresh, or loaded from ``lora.adapter_path``).
-        peft freezes everything else; stages may unfreeze more."""
-        if self._peft is not None:
-            raise MPMError("a LoRA adapter is already attached")
-        peft_model = attach_lora(self.hf, self.options.lora)
-        object.__setattr__(self, "_peft", peft_model)  # not a submodule: parameter names stay hf.*
-        self.hf = peft_model.get_base_model()
-
-    def merge_lora(self) -> None:
-        """Fold the adapter into the base weights and drop the LoRA layers."""
-        if self._peft is None:
-            raise MPMError("no LoRA adapter is attached")
-        self.hf = self._peft.merge_and_unload()
-        object.__setattr__(self, "_peft", None)
-
-    def save_adapter(self, path: str | Path) -> None:
-        """The adapter alone, in peft's format (load with ``lora.adapter_path``)."""
-        if self._peft is None:
-            raise MPMError("no LoRA adapter is attached")
-        self._peft.save_pretrained(str(path))
-
     # -- io --------------------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> None:
         """A complete Hugging Face checkpoint (safetensors, config, tokenizer with
-        the image token and chat template) that ``path=`` loads back. An attached
-        LoRA adapter is saved merged into the weights; the model keeps it."""
+        the image token and chat template) that ``path=`` loads back. LoRA adapters
+        (``run.lora``) are saved merged into the weights; the model keeps them."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        if self._peft is not None:
+        if any(is_lora_parameter(n) for n, _ in self.hf.named_parameters()):
             self.hf.save_pretrained(str(path), state_dict=merged_state_dict(self.hf))
         else:
             self.hf.save_pretrained(str(path))

@@ -15,12 +15,12 @@ ARCHITECTURES = ["bloom", "gpt2", "mistral", "gemma2"]
 
 
 def _build(model_type):
+    from mpm_llm_llama.config import HFCausalLMConfig, TinyConfig
     from mpm_llm_llama.model import HFCausalLM
 
-    return HFCausalLM.from_config({
-        "model_type": model_type,
-        "tiny": {"hidden_size": 32, "intermediate_size": 64, "num_heads": 4, "num_kv_heads": 2},
-    }).eval()
+    return HFCausalLM.from_config(HFCausalLMConfig(
+        model_type=model_type, tiny=TinyConfig(hidden_size=32, intermediate_size=64, num_heads=4, num_kv_heads=2),
+    )).eval()
 
 
 def _encodings(llm):

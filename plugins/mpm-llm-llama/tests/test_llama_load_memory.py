@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[3]
 def _ours(path, dtype, name="llama"):
     from mpm_llm_llama.model import HFCausalLM, LlamaLLM
 
-    return (LlamaLLM if name == "llama" else HFCausalLM).from_config({"path": str(path), "dtype": dtype})
+    return (LlamaLLM if name == "llama" else HFCausalLM).from_pretrained(path, dtype=dtype)
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
@@ -25,11 +25,12 @@ def _ours(path, dtype, name="llama"):
                                                     ("qwen2_dir", "hf-causal-lm", "Qwen2ForCausalLM")])
 def test_in_place_load_equals_from_pretrained(request, fixture, name, reference, dtype):
     import transformers
-    from mpm_llm_llama.loading import TORCH_DTYPES
+
+    from mpm_framework.config.choices import torch_dtype
 
     path = request.getfixturevalue(fixture)
     ours = _ours(path, dtype, name).hf
-    ref = getattr(transformers, reference).from_pretrained(str(path), dtype=TORCH_DTYPES[dtype])
+    ref = getattr(transformers, reference).from_pretrained(str(path), dtype=torch_dtype(dtype))
     assert not [n for n, p in ours.named_parameters() if p.is_meta]
     mine, theirs = ours.state_dict(), ref.state_dict()
     assert mine.keys() == theirs.keys()

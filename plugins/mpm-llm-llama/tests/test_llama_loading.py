@@ -13,9 +13,12 @@ from mpm_framework.errors import ConfigError
 
 
 def _llama(**options):
+    from mpm_llm_llama.config import LlamaLLMConfig, TinyConfig
     from mpm_llm_llama.model import LlamaLLM
 
-    return LlamaLLM.from_config(options)
+    if "tiny" in options:
+        options["tiny"] = TinyConfig(**options["tiny"])
+    return LlamaLLM.from_config(LlamaLLMConfig(**options))
 
 
 def test_missing_local_path_says_not_found_and_how_to_fix(tmp_path):

@@ -13,7 +13,7 @@ def _load(name, path):
     from mpm_llm_llama.model import HFCausalLM, LlamaLLM
 
     cls = LlamaLLM if name == "llama" else HFCausalLM
-    return cls.from_config({"name": name, "path": str(path)}).eval()
+    return cls.from_pretrained(path).eval()
 
 
 def _reference(path):

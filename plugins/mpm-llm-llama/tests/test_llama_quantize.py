@@ -35,7 +35,7 @@ def llama256_dir(tmp_path_factory):
 def _llama(path, **options):
     from mpm_llm_llama.model import LlamaLLM
 
-    return LlamaLLM.from_config({"path": str(path), **options}).eval()
+    return LlamaLLM.from_pretrained(path, **options).eval()
 
 
 def _ids(vocab, n=4, length=24):
@@ -72,7 +72,13 @@ def test_int8_llm_matches_fp32_within_tolerance(llama256_dir):
 def test_int8_needs_fp32_and_refuses_lora(llama_dir):
     with pytest.raises(ConfigError, match="needs dtype fp32"):
         _llama(llama_dir, quantize="int8", dtype="bf16")
-    with pytest.raises(ConfigError, match="LoRA"):
-        _llama(llama_dir, quantize="int8", lora={"enabled": True})
+    from omegaconf import OmegaConf
+
+    from mpm_framework.stacks.text import TextStack
+    from mpm_framework.training.lora import apply_lora
+
+    lora = OmegaConf.create({"r": 2, "alpha": 4, "dropout": 0.0, "target_modules": ["q_proj"], "components": ["llm"]})
+    with pytest.raises(ConfigError, match=r"run\.lora trains float weights.*model\.llm\.quantize=none"):
+        apply_lora(TextStack(_llama(llama_dir, quantize="int8")), lora)
     with pytest.raises(ConfigError, match="int8"):
         _llama(llama_dir, quantize="int4")

@@ -83,12 +83,14 @@ def test_stack_generate_through_the_core_decoding_loop(llama_registered, llama_d
     assert len(beams) == 1
 
 
-def test_random_tiny_model_with_lora_from_overrides(llama_registered):
+def test_random_tiny_model_with_run_lora_from_overrides(llama_registered):
+    from mpm_framework.training.lora import apply_lora
+
     stack = compose(llm="llama", vision="tiny-vision", overrides=[
-        "model.llm.tiny.hidden_size=48", "model.llm.tiny.num_layers=1", "model.llm.lora.enabled=true",
-        "model.llm.lora.r=2",
+        "model.llm.tiny.hidden_size=48", "model.llm.tiny.num_layers=1", "run.lora.r=2",
     ])
-    assert stack.llm.hidden_size == 48 and stack.llm.num_layers == 1 and stack.llm.has_lora
+    assert stack.llm.hidden_size == 48 and stack.llm.num_layers == 1
+    assert len(apply_lora(stack, stack.config.run.lora)) == 2 * 4  # A and B of q/k/v/o_proj
     counts = stack.set_trainable(["connector", "llm.lora"])
     assert 0 < counts["llm"][0] < counts["llm"][1]
     stack(_batch(stack)).loss.backward()
@@ -110,8 +112,11 @@ def test_meta_build_loads_no_weights(llama_registered, llama_dir):
 def test_config_typos_name_the_key(llama_registered):
     with pytest.raises(ConfigError, match=r"Did you mean 'model\.llm\.dtype'"):
         compose(llm="llama", vision="tiny-vision", overrides=["model.llm.dtyp=bf16"])
-    with pytest.raises(ConfigError, match=r"Did you mean 'model\.llm\.lora\.alpha'"):
-        compose(llm="llama", vision="tiny-vision", overrides=["model.llm.lora.alhpa=4"])
+    with pytest.raises(ConfigError, match=r"Did you mean 'model\.llm\.tiny\.hidden_size'"):
+        compose(llm="llama", vision="tiny-vision", overrides=["model.llm.tiny.hiden_size=4"])
+    with pytest.raises(ConfigError, match=r"model.llm.lora was removed.*run.lora.r=16 run.lora.alpha=32"):
+        compose(llm="llama", vision="tiny-vision", overrides=["model.llm.lora.enabled=true", "model.llm.lora.r=16",
+                                                             "model.llm.lora.alpha=32"])
 
 
 def test_registration_is_torch_free():
@@ -142,10 +147,15 @@ def test_lora_recipe_resolves_and_builds(llama_registered, llama_dir):
 
     import mpm_llm_llama
 
+    from mpm_framework.training.lora import apply_lora
+
     recipe = Path(mpm_llm_llama.__file__).parent / "llama_lora.yaml"
     stack = compose(vision="tiny-vision", config=recipe,
                     overrides=[f"model.llm.path={llama_dir}", "model.llm.dtype=fp32"])
-    assert stack.llm.has_lora and stack.config.run.trainable == ["connector", "llm.lora"]
+    lora = stack.config.run.lora
+    assert (lora.r, lora.alpha, list(lora.components)) == (16, 32, ["llm"])
+    assert stack.config.run.trainable == ["connector", "llm.lora"]
+    assert len(apply_lora(stack, lora)) == 2 * 7 * stack.llm.num_layers  # A, B of 7 projections per layer
     counts = stack.set_trainable(list(stack.config.run.trainable))
     assert 0 < counts["llm"][0] < counts["llm"][1]
     stack(_batch(stack)).loss.backward()

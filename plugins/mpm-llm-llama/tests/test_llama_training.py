@@ -26,7 +26,7 @@ SAMPLES = [
 def _llm(path, **options):
     from mpm_llm_llama.model import LlamaLLM
 
-    return LlamaLLM.from_config({"path": str(path), **options})
+    return LlamaLLM.from_pretrained(path, **options)
 
 
 def _batch(llm, samples=SAMPLES, n_image=3):
@@ -74,8 +74,7 @@ def test_packed_loss_equals_the_token_weighted_unpacked_loss(attn, name, fixture
     from mpm_llm_llama.model import HFCausalLM, LlamaLLM
 
     cls = LlamaLLM if name == "llama" else HFCausalLM
-    llm = cls.from_config({"name": name, "path": str(request.getfixturevalue(fixture)),
-                           "attn_implementation": attn}).eval()
+    llm = cls.from_pretrained(request.getfixturevalue(fixture), attn_implementation=attn).eval()
     assert llm.supports_packing
     encodings = [llm.format_prompt(s, 2) for s in SAMPLES] + [llm.encode_text("ein roter Kreis links")]
     lengths = [len(e) for e in encodings]

@@ -21,7 +21,6 @@ TRAINABLE_CHOICES = ("adapter", "adapter+cross_attention", "all")
 SCHEDULER_CHOICES = ("ddpm", "ddim", "euler", "euler_ancestral", "dpmsolver")
 SPACE_CHOICES = ("pixel", "latent")
 PREDICTION_CHOICES = ("epsilon", "v_prediction", "sample")
-DTYPE_CHOICES = ("fp32", "bf16", "fp16")
 
 
 @dataclass

@@ -9,21 +9,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mpm_framework.config.choices import torch_dtype
 from mpm_framework.contracts.base import BuildContext
 from mpm_framework.contracts.decoder import ImageDecoder
 from mpm_framework.errors import ConfigError, did_you_mean
 
 from .adapter import LLMAdapter, PromptPool
 from .config import (
-    DTYPE_CHOICES,
     PREDICTION_CHOICES,
     SPACE_CHOICES,
     TRAINABLE_CHOICES,
+    UNetDecoderConfig,
     trainable_groups_for,
 )
 from .schedulers import build_noise_scheduler, build_sampler, check_scheduler_name, random_schedule_config
-
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
@@ -34,11 +33,11 @@ def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
         )
 
 
-def _validate(cfg: Any) -> None:
+def _validate(cfg: UNetDecoderConfig) -> None:
     _choice("space", cfg.space, SPACE_CHOICES)
     _choice("trainable", cfg.trainable, TRAINABLE_CHOICES)
     _choice("prediction_type", cfg.prediction_type, PREDICTION_CHOICES)
-    _choice("dtype", cfg.dtype, DTYPE_CHOICES)
+    torch_dtype(cfg.dtype, "model.decoder.dtype")  # a name outside Dtype fails here
     check_scheduler_name(cfg.scheduler)
     if not 0.0 <= cfg.adapter_dropout < 1.0:
         raise ConfigError(f"model.decoder.adapter_dropout must be in [0, 1), got {cfg.adapter_dropout}")
@@ -48,7 +47,7 @@ def _validate(cfg: Any) -> None:
         raise ConfigError(f"model.decoder.caption_dropout must be in [0, 1), got {cfg.caption_dropout}")
 
 
-def _random_unet(cfg: Any):
+def _random_unet(cfg: UNetDecoderConfig):
     from diffusers import UNet2DConditionModel
 
     channels, kinds = list(cfg.block_out_channels), list(cfg.block_kinds)
@@ -92,7 +91,7 @@ def _random_unet(cfg: Any):
     )
 
 
-def _random_vae(cfg: Any):
+def _random_vae(cfg: UNetDecoderConfig):
     from diffusers import AutoencoderKL
 
     n = len(cfg.vae_block_out_channels)
@@ -159,7 +158,7 @@ class UNetDecoder(ImageDecoder):
 
     # -- construction ----------------------------------------------------------
     @classmethod
-    def from_config(cls, config: Any, context: BuildContext) -> UNetDecoder:
+    def from_config(cls, config: UNetDecoderConfig, context: BuildContext) -> UNetDecoder:
         _validate(config)
         if context.llm_hidden_size is None:
             raise ConfigError("the unet decoder needs the pivot LLM's hidden size (build it in a paint stack)")
@@ -169,8 +168,8 @@ class UNetDecoder(ImageDecoder):
             return cls._build(config, context)
 
     @classmethod
-    def _build(cls, config: Any, context: BuildContext) -> UNetDecoder:
-        dtype = _DTYPES[config.dtype]
+    def _build(cls, config: UNetDecoderConfig, context: BuildContext) -> UNetDecoder:
+        dtype = torch_dtype(config.dtype, "model.decoder.dtype")
         adapter_state = None
         standardize = bool(config.adapter_standardize)
         if config.path:

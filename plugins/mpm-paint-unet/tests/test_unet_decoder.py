@@ -7,7 +7,6 @@ import pytest
 import torch
 from mpm_paint_unet.config import UNetDecoderConfig
 from mpm_paint_unet.decoder import UNetDecoder
-from omegaconf import OmegaConf
 
 from mpm_framework.contracts.base import BuildContext
 from mpm_framework.errors import ConfigError
@@ -20,7 +19,7 @@ def make_decoder(**overrides) -> UNetDecoder:
             "norm_num_groups": 8, "attention_head_dim": 8}
     if overrides.get("space") == "latent":
         base.update(vae_block_out_channels=[16, 16], image_size=16)
-    cfg = OmegaConf.structured(UNetDecoderConfig(**{**base, **overrides}))
+    cfg = UNetDecoderConfig(**{**base, **overrides})
     return UNetDecoder.from_config(cfg, BuildContext(llm_hidden_size=LLM_DIM))
 
 
@@ -214,7 +213,7 @@ def test_bad_config_values_are_clear_errors(overrides, needle):
 
 def test_the_decoder_needs_the_llm_width():
     with pytest.raises(ConfigError, match="hidden size"):
-        UNetDecoder.from_config(OmegaConf.structured(UNetDecoderConfig()), BuildContext())
+        UNetDecoder.from_config(UNetDecoderConfig(), BuildContext())
 
 
 def test_registration_and_config_import_no_torch():

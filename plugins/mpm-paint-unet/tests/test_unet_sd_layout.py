@@ -9,7 +9,6 @@ import torch
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from mpm_paint_unet.config import UNetDecoderConfig
 from mpm_paint_unet.decoder import UNetDecoder
-from omegaconf import OmegaConf
 
 from mpm_framework.contracts.base import BuildContext
 from mpm_framework.errors import ConfigError
@@ -60,7 +59,7 @@ def sd_checkpoint(tmp_path_factory):
 
 
 def load(path, **overrides) -> UNetDecoder:
-    cfg = OmegaConf.structured(UNetDecoderConfig(path=str(path), **overrides))
+    cfg = UNetDecoderConfig(path=str(path), **overrides)
     return UNetDecoder.from_config(cfg, BuildContext(llm_hidden_size=LLM_DIM))
 
 
@@ -106,10 +105,10 @@ def test_latent_sampling_and_training_run_through_the_vae(sd_checkpoint):
 
 
 def test_mpm_save_round_trips_adapter_unet_and_schedule(tmp_path):
-    cfg = OmegaConf.structured(UNetDecoderConfig(
+    cfg = UNetDecoderConfig(
         image_size=16, block_out_channels=[16, 32], cross_attention_dim=32, scheduler="ddpm",
         beta_schedule="squaredcos_cap_v2", pooled_conditioning=True, adapter_standardize=True,
-    ))
+    )
     original = UNetDecoder.from_config(cfg, BuildContext(llm_hidden_size=LLM_DIM))
     with torch.no_grad():
         original.adapter.proj.weight.normal_()
@@ -133,9 +132,9 @@ def test_mpm_save_round_trips_adapter_unet_and_schedule(tmp_path):
 
 
 def test_an_adapter_for_another_llm_width_is_refused(tmp_path):
-    cfg = OmegaConf.structured(UNetDecoderConfig(image_size=16, block_out_channels=[16, 32], cross_attention_dim=32))
+    cfg = UNetDecoderConfig(image_size=16, block_out_channels=[16, 32], cross_attention_dim=32)
     UNetDecoder.from_config(cfg, BuildContext(llm_hidden_size=LLM_DIM)).save_pretrained(str(tmp_path / "d"))
-    cfg = OmegaConf.structured(UNetDecoderConfig(path=str(tmp_path / "d")))
+    cfg = UNetDecoderConfig(path=str(tmp_path / "d"))
     with pytest.raises(ConfigError, match="24-wide LLM but this pivot LLM is 40 wide"):
         UNetDecoder.from_config(cfg, BuildContext(llm_hidden_size=40))
 
@@ -161,7 +160,7 @@ def test_layout_mistakes_are_clear_errors(sd_checkpoint, tmp_path):
 
 def test_meta_build_reads_no_weights(sd_checkpoint):
     path, _, _ = sd_checkpoint
-    cfg = OmegaConf.structured(UNetDecoderConfig(path=str(path)))
+    cfg = UNetDecoderConfig(path=str(path))
     with torch.device("meta"):
         decoder = UNetDecoder.from_config(cfg, BuildContext(llm_hidden_size=LLM_DIM, meta=True))
     assert all(p.is_meta for p in decoder.parameters())

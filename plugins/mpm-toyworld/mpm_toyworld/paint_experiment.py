@@ -223,7 +223,7 @@ def build_paint_stack(
         ) from None
     device = next(llm.parameters()).device
     decoder = build_component("decoder", "unet", settings, seed=seed,
-                              context=BuildContext(llm_hidden_size=llm.hidden_size, device=device))
+                              context=BuildContext(llm_hidden_size=llm.hidden_size))
     model: dict[str, Any] = {"decoder": cfg}
     if llm_config is not None:
         model.update(llm=llm_config, vision=None, connector=None, languages=list(packs))

@@ -71,7 +71,7 @@ def test_the_llama_plugin_loads_it_with_the_toy_chat_format(tokenizer_dir):
     build_tiny_llama(tokenizer_dir, hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2,
                      initializer_range=0.1)
     cls = get_registry().get("llm", "llama").load_factory()
-    llm = cls.from_config({"path": str(tokenizer_dir)}, BuildContext())
+    llm = cls.from_config(cls.config_class(path=str(tokenizer_dir)), BuildContext())
     enc = llm.format_prompt([Turn("user", "<image>\n描述一下这张图片。"), Turn("assistant", "左边有一个红色圆形。")], 4)
     assert enc.num_image_slots == 4
     answer = [t for t, label in zip(enc.input_ids, enc.labels) if label != -100]
@@ -82,14 +82,12 @@ def test_the_llama_plugin_loads_it_with_the_toy_chat_format(tokenizer_dir):
 
 def test_tower_position_embeddings_are_redrawn_reproducibly():
     from mpm_toyworld.experiment import init_position_embeddings
-    from mpm_vision_clip.config import ClipVisionConfig
+    from mpm_vision_clip.config import ClipVisionConfig, TowerTinyConfig
     from mpm_vision_clip.encoder import ClipEncoder
-    from omegaconf import OmegaConf
 
     from mpm_framework.contracts.base import BuildContext
 
-    cfg = OmegaConf.structured(ClipVisionConfig)
-    cfg.tiny.image_size, cfg.tiny.patch_size, cfg.feature_layer = 64, 16, -1
+    cfg = ClipVisionConfig(feature_layer=-1, tiny=TowerTinyConfig(image_size=64, patch_size=16))
     towers = [ClipEncoder.from_config(cfg, BuildContext()) for _ in range(2)]
     assert [init_position_embeddings(t, 0.5, seed=3) for t in towers] == [1, 1]
     tables = [dict(t.named_parameters())["model.embeddings.position_embedding.weight"].detach() for t in towers]

@@ -47,7 +47,6 @@ PRESETS: dict[str, Beit3Arch] = {
 }
 
 _ARCH_FIELDS = [f.name for f in fields(Beit3Arch)]
-DTYPES = ("fp32", "bf16", "fp16")
 
 
 @dataclass

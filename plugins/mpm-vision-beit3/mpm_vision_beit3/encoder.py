@@ -5,15 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
+from mpm_framework.config.choices import torch_dtype
 from mpm_framework.contracts.base import BuildContext
 from mpm_framework.contracts.vision import VisionEncoder
-from mpm_framework.errors import ConfigError, did_you_mean
+from mpm_framework.errors import ConfigError
 from mpm_framework.imaging import INCEPTION_MEAN, INCEPTION_STD
 
 from .checkpoint import LoadReport, load_into
@@ -27,9 +26,6 @@ def _empty_parameters():
     from accelerate import init_empty_weights
 
     return init_empty_weights(include_buffers=False)
-
-
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Beit3Encoder(VisionEncoder):
@@ -50,11 +46,11 @@ class Beit3Encoder(VisionEncoder):
         num_queries: int = 64,
         mapping_dim: int | None = None,
         attention: str = "sdpa",
-        config: Any = None,
+        config: Beit3Config | None = None,
     ) -> None:
         super().__init__()
         self.arch = arch
-        self.config = OmegaConf.structured(Beit3Config) if config is None else config
+        self.config = Beit3Config() if config is None else config
         self.image_size = arch.image_size
         self.hidden_size = arch.hidden_size
         self.num_queries = num_queries
@@ -83,13 +79,9 @@ class Beit3Encoder(VisionEncoder):
         return self.mapping[-1].out_features if self.mapping is not None else self.hidden_size
 
     @classmethod
-    def from_config(cls, config: Any, context: BuildContext) -> Beit3Encoder:
-        if not OmegaConf.is_config(config):
-            config = OmegaConf.structured(config)
+    def from_config(cls, config: Beit3Config, context: BuildContext) -> Beit3Encoder:
         arch = resolve_arch(config)
-        if config.dtype not in _DTYPES:
-            raise ConfigError(f"unknown dtype '{config.dtype}'.{did_you_mean(config.dtype, _DTYPES)} "
-                              f"Choose one of {', '.join(_DTYPES)}")
+        dtype = torch_dtype(config.dtype, "model.vision.dtype")
         mapping_dim = None
         if config.mapping:
             if not config.num_queries:
@@ -113,12 +105,12 @@ class Beit3Encoder(VisionEncoder):
                 model = cls(arch, int(config.num_queries), mapping_dim, str(config.attention), config)
             if from_file:  # seeded like the rest: what the file lacks is initialised here
                 model.load_checkpoint(config.path, config.checkpoint_format, strict=config.strict,
-                                      dtype=_DTYPES[config.dtype])
+                                      dtype=dtype)
         if not context.meta:
-            model.to(_DTYPES[config.dtype])
+            model.to(dtype)
             from mpm_framework.quantize import check_quantize, quantize_linear_int8
 
-            if check_quantize(config.get("quantize", "none"), "model.vision.quantize") == "int8":
+            if check_quantize(config.quantize, "model.vision.quantize") == "int8":
                 quantize_linear_int8(model, field="model.vision.quantize")
         return model
 
@@ -189,10 +181,10 @@ class Beit3Encoder(VisionEncoder):
             trainable += ["language_expert", "queries"]
         if self.mapping is not None:
             trainable.append("mapping")
-        if self.config.get("train_vision_expert", False) or self.query is None:
+        if self.config.train_vision_expert or self.query is None:
             trainable.append("vision_expert")
         frozen = []
-        if self.config.get("freeze_patch_embed", True):
+        if self.config.freeze_patch_embed:
             frozen.append("patch_embed")
         else:
             trainable.append("patch_embed")
@@ -215,10 +207,10 @@ class Beit3Encoder(VisionEncoder):
         cfg = self.config
         rng = rng or random.Random()
         augment = None
-        if train and cfg.get("randaugment", True):
+        if train and cfg.randaugment:
             augment = RandAugment(int(cfg.randaugment_n), float(cfg.randaugment_m), list(cfg.randaugment_ops), rng=rng)
         return Beit3ImageTransform(
             self.image_size, self.image_mean, self.image_std, train=train,
-            scale=tuple(cfg.get("crop_scale", (0.5, 1.0))), flip=bool(cfg.get("hflip", True)),
+            scale=tuple(cfg.crop_scale), flip=bool(cfg.hflip),
             augment=augment, rng=rng,
         )

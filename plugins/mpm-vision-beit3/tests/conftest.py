@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from mpm_framework.testing import mpm_plugin, tiny_components  # noqa: F401  (fixtures)
 
@@ -12,7 +11,7 @@ def tiny_config(**overrides):
 
     base = {"preset": "tiny", "num_queries": 6, "mapping_dim": 40}
     base.update(overrides)
-    return OmegaConf.structured(Beit3Config(**base))
+    return Beit3Config(**base)
 
 
 def build(**overrides):

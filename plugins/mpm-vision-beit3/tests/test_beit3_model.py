@@ -219,14 +219,11 @@ def test_parameter_counts_match_the_paper(preset, published):
     land on the published count. Built on the meta device: nothing allocated."""
     from mpm_vision_beit3.config import Beit3Config
     from mpm_vision_beit3.encoder import Beit3Encoder
-    from omegaconf import OmegaConf
 
     from mpm_framework.contracts.base import BuildContext
 
     with torch.device("meta"):
-        enc = Beit3Encoder.from_config(
-            OmegaConf.structured(Beit3Config(preset=preset, num_queries=0, mapping=False)), BuildContext(meta=True)
-        )
+        enc = Beit3Encoder.from_config(Beit3Config(preset=preset, num_queries=0, mapping=False), BuildContext(meta=True))
     d = enc.hidden_size
     n = sum(p.numel() for p in enc.parameters()) + d * 64010 + d * 8192 + 8192
     assert abs(n - published) < 1e6, n

@@ -62,13 +62,11 @@ def official_shapes(D, layers, F, vocab, text_positions, image, patch) -> dict[s
 def meta_encoder(preset: str, **overrides):
     from mpm_vision_beit3.config import Beit3Config
     from mpm_vision_beit3.encoder import Beit3Encoder
-    from omegaconf import OmegaConf
 
     from mpm_framework.contracts.base import BuildContext
 
-    cfg = OmegaConf.structured(Beit3Config(preset=preset, **overrides))
     with torch.device("meta"):
-        return Beit3Encoder.from_config(cfg, BuildContext(meta=True, device="meta"))
+        return Beit3Encoder.from_config(Beit3Config(preset=preset, **overrides), BuildContext(meta=True))
 
 
 def diff(ours: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]]) -> list[str]:

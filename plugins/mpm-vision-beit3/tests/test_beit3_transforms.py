@@ -27,9 +27,8 @@ def test_eval_transform_squashes_bicubic_with_inception_stats(make_beit3):
 
 def test_base_preset_expects_224_pixels():
     from mpm_vision_beit3.config import Beit3Config, resolve_arch
-    from omegaconf import OmegaConf
 
-    arch = resolve_arch(OmegaConf.structured(Beit3Config(preset="base")))
+    arch = resolve_arch(Beit3Config(preset="base"))
     assert (arch.image_size, arch.patch_size, arch.num_image_tokens) == (224, 16, 197)
 
 

@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 
 from mpm_framework.config.choices import Dtype, Quantize
 
-DTYPES = ("fp32", "bf16", "fp16")
-
 
 @dataclass
 class TowerTinyConfig:

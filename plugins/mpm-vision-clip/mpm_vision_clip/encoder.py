@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
+from mpm_framework.config.choices import torch_dtype
 from mpm_framework.contracts.base import BuildContext
 from mpm_framework.contracts.vision import VisionEncoder
-from mpm_framework.errors import ConfigError, MPMError, did_you_mean
+from mpm_framework.errors import ConfigError, MPMError
 
-from .config import DTYPES, ClipVisionConfig, SiglipVisionConfig
+from .config import ClipVisionConfig, SiglipVisionConfig
 from .preprocess import (
     ProcessorSpec,
     ProcessorTransform,
@@ -26,7 +25,6 @@ from .preprocess import (
 
 log = logging.getLogger(__name__)
 
-_DTYPE = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _ATTENTION = ("sdpa", "eager")
 
 
@@ -101,19 +99,14 @@ class HFVisionTower(VisionEncoder):
         return clip_defaults(image_size)
 
     @classmethod
-    def from_config(cls, config: Any, context: BuildContext) -> HFVisionTower:
-        if not OmegaConf.is_config(config):
-            config = OmegaConf.structured(config)
+    def from_config(cls, config: ClipVisionConfig, context: BuildContext) -> HFVisionTower:
         if config.keep_cls and not cls.has_cls:
             raise ConfigError(f"{cls.family} has no CLS token: set keep_cls: false")
-        if config.dtype not in DTYPES:
-            raise ConfigError(f"unknown dtype '{config.dtype}'.{did_you_mean(config.dtype, DTYPES)} "
-                              f"Choose one of {', '.join(DTYPES)}")
         if config.attn_implementation not in _ATTENTION:
             raise ConfigError(f"attn_implementation must be one of {', '.join(_ATTENTION)}, "
                               f"not '{config.attn_implementation}'")
         config_cls, model_cls = cls._model_classes()
-        dtype = _DTYPE[config.dtype]
+        dtype = torch_dtype(config.dtype, "model.vision.dtype")
         if config.path:
             path = Path(config.path).expanduser()
             if not path.is_dir():

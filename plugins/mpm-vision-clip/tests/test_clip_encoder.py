@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 
 from mpm_framework.composition import component_config
@@ -16,7 +15,7 @@ def _build(family, **overrides):
     from mpm_vision_clip.encoder import ClipEncoder, SiglipEncoder
 
     cfg_cls, enc_cls = (ClipVisionConfig, ClipEncoder) if family == "clip" else (SiglipVisionConfig, SiglipEncoder)
-    return enc_cls.from_config(OmegaConf.structured(cfg_cls(**overrides)), BuildContext()).eval()
+    return enc_cls.from_config(cfg_cls(**overrides), BuildContext()).eval()
 
 
 def _reference(family, path):
@@ -143,7 +142,7 @@ def test_meta_build_allocates_nothing(clip_dirs):
     from mpm_vision_clip.config import ClipVisionConfig
     from mpm_vision_clip.encoder import ClipEncoder
 
-    cfg = OmegaConf.structured(ClipVisionConfig(path=str(clip_dirs["full"])))
+    cfg = ClipVisionConfig(path=str(clip_dirs["full"]))
     with torch.device("meta"):
         enc = ClipEncoder.from_config(cfg, BuildContext(meta=True))
     assert all(p.is_meta for p in enc.parameters()) and enc.num_output_tokens == 16

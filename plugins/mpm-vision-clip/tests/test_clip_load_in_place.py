@@ -41,14 +41,12 @@ def test_int8_tower_matches_fp32_within_tolerance(clip_dirs):
     features keep cosine >= 0.99 with fp32 (mean over tokens, tiny tower)."""
     from mpm_vision_clip.config import ClipVisionConfig
     from mpm_vision_clip.encoder import ClipEncoder
-    from omegaconf import OmegaConf
 
     from mpm_framework.contracts.base import BuildContext
     from mpm_framework.quantize import is_quantized
 
     def build(**kw):
-        cfg = OmegaConf.structured(ClipVisionConfig(path=str(clip_dirs["vision"]), **kw))
-        return ClipEncoder.from_config(cfg, BuildContext()).eval()
+        return ClipEncoder.from_config(ClipVisionConfig(path=str(clip_dirs["vision"]), **kw), BuildContext()).eval()
 
     fp32, int8 = build(), build(quantize="int8")
     assert is_quantized(int8) and not is_quantized(fp32)
