@@ -279,7 +279,12 @@ def write_report(summary: dict[str, Any], out: Path, echo: bool = True) -> dict[
     the tables unless ``echo`` is false."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": out / "results.md", "json": out / "results.json", "chart": out / "results.png"}
+    from .breakdown import breakdown_markdown
+
     markdown = to_markdown(summary)
+    by_kind = breakdown_markdown(out, tuple(summary["settings"].get("conditions") or summary["table"]))
+    if by_kind:  # where a language loses its VQA points (in brackets: English answers accepted too)
+        markdown += "\n\n### VQA accuracy by question kind (all seeds)\n\n" + by_kind
     paths["markdown"].write_text(markdown + "\n", encoding="utf-8")
     paths["json"].write_text(json.dumps(_clean(summary), indent=2, ensure_ascii=False), encoding="utf-8")
     plot(summary, paths["chart"])

@@ -80,3 +80,25 @@ def test_profiles_and_overrides():
         apply_overrides(quick, ["pretrain_steps=many"])
     with pytest.raises(ConfigError, match="quick"):
         get_profile("quik")
+
+
+def test_vqa_accuracy_by_question_kind(tmp_path, capsys):
+    """The report says on which kind of question a language loses its points."""
+    from mpm_toyworld.breakdown import accuracy_by_kind, predictions
+
+    def row(lang, kind, score, score_any=None):
+        return {"lang": lang, "task": "vqa", "kind": kind, "score": score,
+                "score_any": score if score_any is None else score_any}
+
+    for seed, rows in (("seed0", [row("fr", "position", 0.0, 1.0), row("fr", "count", 1.0), row("en", "count", 1.0)]),
+                       ("seed1", [row("fr", "position", 1.0), row("fr", "count", 0.0)])):
+        folder = tmp_path / seed / "conditions" / "mpm" / "eval"
+        folder.mkdir(parents=True)
+        caption = {"lang": "fr", "task": "caption", "kind": "caption", "score": 0.5, "score_any": 0.5}
+        (folder / "predictions.jsonl").write_text("\n".join(json.dumps(r) for r in [caption, *rows]) + "\n")
+    table = accuracy_by_kind(predictions(tmp_path))
+    assert table["mpm"]["fr"]["position"] == {"acc": 0.5, "acc_any": 1.0, "n": 2}
+    assert table["mpm"]["fr"]["count"]["acc"] == 0.5 and table["mpm"]["en"]["count"]["n"] == 1
+    text = write_report(_summary(tmp_path), tmp_path, echo=False)["markdown"].read_text(encoding="utf-8")
+    assert "### VQA accuracy by question kind" in text
+    assert "| kind | en | fr |" in text and "| position | – | 0.50 (1.00) n=2 |" in text
