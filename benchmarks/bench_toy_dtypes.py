@@ -139,7 +139,9 @@ def write_results(results: list[dict[str, Any]], command: str) -> None:
         f"captions; languages {langs}) at each dtype, greedy, scored by the toy world's scorer (pooled over "
         "languages). fp32 is the stack as trained (its answers equal the demo's own predictions: "
         f"{same}); bf16 casts the LLM and vision tower; int8 quantises their linear layers (torch dynamic "
-        "int8, LM head fp32). 'Same answer' is exact string equality with fp32's answer to the same item.", "",
+        "int8, LM head fp32). 'Same answer' is exact string equality with fp32's answer to the same item. "
+        "On the quick profile the models are tiny (LLM width 96, 3 layers) and accuracies low: the "
+        "differences are what counts here; one point is about 4 of 420 questions.", "",
         f"- {datetime.now(timezone.utc).isoformat(timespec='seconds')}; 1 torch thread on the shared 2-core "
         f"machine (load average in the table); command `{command}`", "",
         table(results)])
