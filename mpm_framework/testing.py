@@ -31,6 +31,13 @@ PAD, BOS, EOS, IMG, USER, ASSISTANT, SYSTEM = range(256, 263)
 ROLE_TOKEN = {"user": USER, "assistant": ASSISTANT, "system": SYSTEM}
 
 
+def _relu(x: torch.Tensor) -> torch.Tensor:
+    """ReLU as a plain function: given F.relu itself, nn.TransformerEncoderLayer takes
+    its fused inference path in eval mode, which reads the linear layers' weights
+    directly and so skips LoRA adapters injected into them (run.lora)."""
+    return F.relu(x)
+
+
 @dataclass
 class TinyLLMConfig:
     name: str = "tiny-llm"
@@ -66,7 +73,7 @@ class TinyLLM(PivotLLM):
         self.layers = nn.ModuleList(
             nn.TransformerEncoderLayer(
                 config.hidden_size, config.num_heads, 4 * config.hidden_size,
-                dropout=0.0, batch_first=True, norm_first=True,
+                dropout=0.0, batch_first=True, norm_first=True, activation=_relu,
             )
             for _ in range(config.num_layers)
         )
@@ -186,8 +193,8 @@ class TinyVision(VisionEncoder):
         self.num_output_tokens = (config.image_size // config.patch_size) ** 2
         self.patch = nn.Conv2d(3, config.hidden_size, config.patch_size, config.patch_size)
         self.pos = nn.Parameter(torch.randn(self.num_output_tokens, config.hidden_size) * 0.02)
-        self.block = nn.TransformerEncoderLayer(config.hidden_size, 4, 2 * config.hidden_size,
-                                                dropout=0.0, batch_first=True, norm_first=True)
+        self.block = nn.TransformerEncoderLayer(config.hidden_size, 4, 2 * config.hidden_size, dropout=0.0,
+                                                batch_first=True, norm_first=True, activation=_relu)
 
     @classmethod
     def from_config(cls, config: TinyVisionConfig, context: BuildContext) -> TinyVision:

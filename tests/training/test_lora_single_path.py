@@ -92,14 +92,14 @@ def test_merge_folds_the_adapters_in_with_the_same_outputs(tiny_components):
     ids = torch.tensor([[257, 97, 98, 99, 258]])
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
-    def logits():
-        # train mode (no dropout in TinyLLM): eval would take TransformerEncoderLayer's fused
-        # path, which reads linear1.weight directly and so skips unmerged adapters
-        stack.train()
+    def logits(train=False):
+        stack.train(train)  # TinyLLM has no dropout: both modes give the same logits
         with torch.no_grad():
             return stack.llm(stack.llm.embed_tokens(ids), batch).logits
 
     adapted = logits()
+    # eval mode runs the adapters too (nn.TransformerEncoderLayer's fused path would skip them)
+    torch.testing.assert_close(adapted, logits(train=True))
     merged = merged_state_dict(stack.llm)  # the model keeps its adapters
     assert merged.keys() == plain.keys() and lora_parameter_names(stack)
     assert merge_lora(stack) == 2 * stack.llm.num_layers and not lora_parameter_names(stack)
