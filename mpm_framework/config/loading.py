@@ -310,17 +310,17 @@ def _retired_lora(kind: str, node: dict[str, Any], schema: DictConfig) -> dict[s
 
 def retired_lora_message(kind: str, lora: dict[str, Any]) -> str:
     """What to write instead of ``model.<kind>.lora`` (see :func:`_retired_lora`)."""
-    moved = {"r": lora.get("r", 8), "alpha": lora.get("alpha", 16)}
-    moved.update({k: lora[k] for k in ("dropout", "target_modules") if k in lora})
+    if lora.get("adapter_path"):  # the adapter brings its own r, alpha and target modules
+        moved: dict[str, Any] = {"adapter_path": lora["adapter_path"]}
+    else:
+        moved = {"r": lora.get("r", 8), "alpha": lora.get("alpha", 16)}
+        moved.update({k: lora[k] for k in ("dropout", "target_modules") if k in lora})
     if kind != "llm":
         moved["components"] = [kind]
     settings = " ".join(f"run.lora.{k}={_flow(v)}" for k, v in moved.items())
     message = (f"model.{kind}.lora was removed: LoRA has one switch for every component, run.lora "
                f"(adapters on run.lora.components, default [llm]). Write {settings} instead, or in a recipe "
                f"run: {{lora: {{{', '.join(f'{k}: {_flow(v)}' for k, v in moved.items())}}}}}")
-    if lora.get("adapter_path"):
-        message += (f". model.{kind}.lora.adapter_path has no run.lora counterpart: merge that adapter into "
-                    f"the checkpoint (peft's merge_and_unload, then save_pretrained) and set model.{kind}.path")
     return message
 
 
@@ -330,18 +330,19 @@ def _flow(value: Any) -> str:
 
 def migrate_saved_lora(data: dict[str, Any]) -> dict[str, Any]:
     """A run folder's ``config.yaml`` written while the llama plugin had its own
-    LoRA (``model.llm.lora.enabled``): the same adapter as ``run.lora`` (peft
+    LoRA (``model.llm.lora.enabled`` / ``adapter_path``): the same adapter as ``run.lora`` (peft
     injects the same layers, so the saved weights keep their names). Recipes
     are not rewritten: there the old key is an error naming the new one."""
     node = _deep_get(data, "model", "llm")
     lora = node.get("lora") if isinstance(node, dict) else None
-    if not isinstance(lora, dict) or not lora.get("enabled") or lora.get("adapter_path"):
+    if not isinstance(lora, dict) or not (lora.get("enabled") or lora.get("adapter_path")):
         return data
     run = dict(data.get("run") or {})
     if int((run.get("lora") or {}).get("r") or 0) > 0:
         raise ConfigError("this run's config.yaml sets both model.llm.lora and run.lora; keep run.lora only")
     run["lora"] = {"r": lora.get("r", 8), "alpha": lora.get("alpha", 16), "dropout": lora.get("dropout", 0.0),
-                   "target_modules": list(lora.get("target_modules") or []), "components": ["llm"]}
+                   "target_modules": list(lora.get("target_modules") or []), "components": ["llm"],
+                   "adapter_path": str(lora.get("adapter_path") or "")}
     model = dict(data["model"])
     model["llm"] = {k: v for k, v in node.items() if k != "lora"}
     return {**data, "model": model, "run": run}

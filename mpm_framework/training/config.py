@@ -48,13 +48,17 @@ class DataConfig:
 
 @dataclass
 class LoraConfig:
-    """Low-rank adapters (peft) instead of full fine-tuning of a component."""
+    """Low-rank adapters (peft) instead of full fine-tuning of a component: MPM's
+    one LoRA switch (``training/lora.py``)."""
 
-    r: int = 0  # 0: off
+    r: int = 0  # 0: off (unless adapter_path is set)
     alpha: float = 16.0
     dropout: float = 0.0
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     components: list[str] = field(default_factory=lambda: ["llm"])
+    # A PEFT adapter folder (PeftModel.save_pretrained) to start from: its r, alpha and
+    # target modules replace the fields above, its weights the fresh adapters (one component).
+    adapter_path: str = ""
 
 
 @dataclass

@@ -169,6 +169,9 @@ def preflight(cfg: Any, stages: list[str], *, resume: bool = False, has_samples:
                 problems += _source_problems(source, where, kinds if split == "train" else None, stage)
         if run.get("init_from") and not Path(str(run.init_from)).expanduser().exists():
             problems.append(f"run.init_from: {run.init_from} does not exist")
+        adapter = (run.get("lora") or {}).get("adapter_path")
+        if adapter and not (Path(str(adapter)).expanduser() / "adapter_config.json").is_file():
+            problems.append(f"run.lora.adapter_path: no PEFT adapter in {adapter} (adapter_config.json missing)")
         if run.get("deepspeed_config") and not Path(str(run.deepspeed_config)).is_file():
             problems.append(f"run.deepspeed_config: {run.deepspeed_config} does not exist")
         if not resume and not run.get("overwrite") and _has_checkpoint(folder):

@@ -27,6 +27,7 @@ from ..errors import ConfigError, did_you_mean
 from ..registry import import_string
 from ..stacks.base import Stack
 from ..stacks.text import TextStack  # noqa: F401  (re-exported: mpm_framework.training.TextStack)
+from .lora import lora_enabled
 from .samples import BadSample, Sample, open_image
 from .sources import ListSource, RecordSource
 
@@ -263,7 +264,7 @@ def _vision_dtype(stack: Stack) -> torch.dtype:
 def _lora_components(cfg: Any) -> list[str]:
     try:
         lora = cfg.run.lora
-        return list(lora.components) if int(lora.r) > 0 else []
+        return list(lora.components) if lora_enabled(lora) else []
     except (AttributeError, KeyError, TypeError):
         return []
 

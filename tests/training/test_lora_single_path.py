@@ -24,7 +24,7 @@ def test_component_lora_key_names_the_run_lora_settings(tiny_components):
     recipe = {"model": {"llm": "tiny-llm", "vision": {"name": "tiny-vision", "lora": {"enabled": True}}}}
     with pytest.raises(ConfigError, match=r"run.lora.components=\[vision\]"):
         resolve_config(recipe=recipe)
-    with pytest.raises(ConfigError, match=r"adapter_path has no run\.lora counterpart"):
+    with pytest.raises(ConfigError, match=r"Write run\.lora\.adapter_path=/some/adapter instead"):
         resolve_config(llm="tiny-llm", overrides=["model.llm.lora.adapter_path=/some/adapter"])
     with pytest.raises(ConfigError, match=r"run\.lora\.r=16"):  # settings without enabled: LoRA was meant
         resolve_config(llm="tiny-llm", overrides=["model.llm.lora.r=16"])
@@ -112,3 +112,13 @@ def test_merge_folds_the_adapters_in_with_the_same_outputs(tiny_components):
                                         "target_modules": ["linear1"]}))
     assert unload_lora(fresh) == fresh.llm.num_layers
     torch.testing.assert_close(fresh.llm(fresh.llm.embed_tokens(ids), batch).logits, base)
+
+
+def test_preflight_names_a_missing_adapter(tiny_components, pairs_dir, tmp_path):
+    from mpm_framework.training.preflight import preflight
+
+    cfg = resolve_config(llm="tiny-llm", vision="tiny-vision", overrides=[
+        f"run.output_dir={tmp_path}/run", f"data.train=[{{path: {pairs_dir / 'pairs.jsonl'}}}]",
+        f"run.lora.adapter_path={tmp_path}/no-adapter"])
+    with pytest.raises(ConfigError, match=r"run\.lora\.adapter_path: no PEFT adapter in .*no-adapter"):
+        preflight(cfg, ["align"])

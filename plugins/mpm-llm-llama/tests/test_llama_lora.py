@@ -134,3 +134,28 @@ def test_run_lora_trains_like_the_former_plugin_lora(llama_dir):
     _, former_losses = _train(former)
     assert our_losses == former_losses
 
+
+
+def test_a_saved_peft_adapter_starts_run_lora(llama_dir, tmp_path):
+    """run.lora.adapter_path: a PeftModel.save_pretrained folder (what the plugin's
+    former save_adapter wrote, or a hub adapter) fills the injected layers with
+    its own r, alpha and targets; the logits equal the peft model's."""
+    from peft import LoraConfig, get_peft_model
+
+    donor = _llm(llama_dir)
+    config = LoraConfig(r=2, lora_alpha=6, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    peft_model = get_peft_model(donor.hf, config)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:  # B starts at zero: make the adapter matter
+                p.normal_(0, 0.1, generator=torch.Generator().manual_seed(len(name)))
+    peft_model.save_pretrained(str(tmp_path / "adapter"))
+    donor.hf = peft_model.get_base_model()
+    batch = donor.collate([donor.format_prompt(c, 2) for c in CONVERSATIONS])
+    expected = _logits(donor, batch)
+    llm = _with_lora(_llm(llama_dir), r=0, adapter_path=str(tmp_path / "adapter"))  # r, targets: the adapter's
+    assert sorted(lora_parameter_names(llm)) == sorted(lora_parameter_names(donor))
+    torch.testing.assert_close(_logits(llm, batch), expected, rtol=0, atol=1e-6)
+    assert not torch.allclose(expected, _logits(_llm(llama_dir), batch), atol=1e-3)
+    with pytest.raises(ConfigError, match="no PEFT adapter"):
+        _with_lora(_llm(llama_dir), adapter_path=str(tmp_path))
