@@ -68,6 +68,8 @@ def tag(benchmark, bench_size):
         benchmark.group = group
         benchmark.extra_info.update(impl=impl, size=bench_size, device=bench_support.device().type,
                                     versions=bench_support.versions(), **info)
+        # the machine is shared: the 1-minute load average when the benchmark starts, shown in its notes
+        benchmark.extra_info["load"] = round(os.getloadavg()[0], 1)
 
     return set_tag
 
