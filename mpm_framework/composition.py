@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .config.loading import resolve_config, typed_config
 from .contracts.base import BuildContext
-from .errors import ConfigError
+from .errors import ConfigError, PluginError
 from .plugins import get_registry
 from .seeding import seeded
 
@@ -29,7 +29,25 @@ def _build(kind: str, cfg: Any, context: BuildContext, seed: int = 0):
     # Random initialisation follows run.seed, one stream per component kind, and
     # leaves the caller's global RNG as it was (see seeding.py).
     with seeded(seed, f"build/{kind}"):
-        return factory.from_config(config, context)
+        try:
+            return factory.from_config(config, context)
+        except (AttributeError, TypeError) as exc:
+            if _dict_style_access(exc):
+                raise PluginError(
+                    f"plugin {reg.plugin}: {kind} '{cfg.name}' reads its config like a dict ({exc}); "
+                    f"from_config receives the config dataclass ({type(config).__name__}): write config.field "
+                    "instead of config.get('field') / config['field'] (docs/plugins.md)") from exc
+            raise
+
+
+# What a plugin written for the DictConfig that from_config used to receive
+# raises on the dataclass it gets now.
+_DICT_STYLE = ("has no attribute 'get'", "has no attribute 'keys'", "has no attribute 'items'",
+               "object is not subscriptable", "object is not iterable")
+
+
+def _dict_style_access(exc: Exception) -> bool:
+    return any(text in str(exc) for text in _DICT_STYLE)
 
 
 # kind -> the section of ``model`` that configures it

@@ -128,3 +128,44 @@ def test_every_build_context_field_is_read():
     read = {m for text in sources for m in re.findall(r"\bcontext\.(\w+)", text)}
     fields = {f.name for f in dataclasses.fields(BuildContext)}
     assert fields <= read, f"unread BuildContext fields: {sorted(fields - read)}"
+
+
+_DICT_STYLE_MODULE = textwrap.dedent("""
+    from dataclasses import dataclass
+
+    from mpm_framework.hookspecs import hookimpl
+    from mpm_framework.testing import TinyVision, TinyVisionConfig
+
+    @dataclass
+    class OldStyleConfig:
+        name: str = "old-style-vision"
+        hidden_size: int = 24
+
+    class OldStyleVision(TinyVision):
+        @classmethod
+        def from_config(cls, config, context):
+            return cls(TinyVisionConfig(hidden_size=config.get("hidden_size", 24)))  # written for a DictConfig
+
+    @hookimpl
+    def mpm_register_vision_encoders(register):
+        register("old-style-vision", "mpm_old_style_test:OldStyleVision", config="mpm_old_style_test:OldStyleConfig")
+""")
+
+
+def test_a_plugin_reading_its_config_like_a_dict_is_told_what_changed(tmp_path, mpm_plugin, tiny_components,
+                                                                        monkeypatch):
+    """A third-party plugin written for the DictConfig from_config used to get fails with
+    a PluginError that names it and says to use attribute access, not an AttributeError."""
+    from mpm_framework.errors import PluginError
+
+    (tmp_path / "mpm_old_style_test.py").write_text(_DICT_STYLE_MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import mpm_old_style_test
+
+    mpm_plugin(mpm_old_style_test, name="mpm-old-style-test")
+    try:
+        with pytest.raises(PluginError, match=r"plugin mpm-old-style-test: vision 'old-style-vision' reads its "
+                                              r"config like a dict .*write config.field"):
+            compose(llm="tiny-llm", vision="old-style-vision")
+    finally:
+        sys.modules.pop("mpm_old_style_test", None)
