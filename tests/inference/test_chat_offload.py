@@ -106,16 +106,20 @@ def _conversation(stack):
     return first, second, batch
 
 
-def test_offloaded_weights_answer_as_before(llama_stack, tmp_path):
+@pytest.mark.parametrize("offloaded", ["planned", "everything"])
+def test_offloaded_weights_answer_as_before(llama_stack, tmp_path, offloaded):
     """The dispatch path on the CPU: what the planner leaves off the GPU is offloaded
     (to disk here, its weights on the meta device between calls) and runs on the main
-    device through accelerate's hooks; answers equal the undispatched stack's."""
+    device through accelerate's hooks; answers equal the undispatched stack's.
+    "everything" offloads the input embedding too (the LLM's embed_tokens then
+    leaves the ids where they are for the hook to move)."""
     from mpm_framework.inference.offload import dispatch, plan_placement
 
     before = _conversation(llama_stack)
     placed = plan_placement(llama_stack, _budget_for(llama_stack, _two_layers(llama_stack)))
     assert "cpu" in placed.device_map.values() and 0 in placed.device_map.values()
-    stand_in = {name: "cpu" if dev == 0 else "disk" for name, dev in placed.device_map.items()}
+    stand_in = {name: "cpu" if dev == 0 and offloaded == "planned" else "disk"
+                for name, dev in placed.device_map.items()}
     dispatch(llama_stack, stand_in, "cpu", offload_dir=tmp_path)
     assert llama_stack.placed_on == torch.device("cpu")
     offloaded = [n for n, p in llama_stack.named_parameters() if p.device.type == "meta"]

@@ -192,7 +192,10 @@ class HFCausalLM(PivotLLM):
     # -- compute -----------------------------------------------------------------------
     def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
         embedding = self.hf.get_input_embeddings()
-        return embedding(input_ids.to(embedding.weight.device))
+        device = embedding.weight.device
+        if device.type == "meta":  # offloaded by accelerate (inference.offload): its hook moves the ids
+            return embedding(input_ids)
+        return embedding(input_ids.to(device))
 
     def _attention_inputs(self, batch: dict[str, torch.Tensor], embeds: torch.Tensor) -> dict[str, Any]:
         device = embeds.device
