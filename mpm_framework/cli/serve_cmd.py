@@ -43,13 +43,17 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 @click.option("--ui", is_flag=True, help="Also serve the Gradio web demo at /ui.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads (default: torch's).")
 @click.option("--device", default=None, help="Run on this torch device (e.g. cuda).")
+@click.option("--max-gpu-memory", default=None, metavar="SIZE",
+              help="A chat model larger than the GPU: at most SIZE (e.g. 5GiB) of it on the GPU, whole layers, "
+                   "the rest kept in CPU memory and run on the GPU by accelerate (as chat --max-gpu-memory). "
+                   "Needs CUDA.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
 @trust_remote_code_option
 @click.pass_obj
 def serve(spec, checkpoints, host, port, api_key, model_name, allow_dirs, max_image_bytes, max_image_pixels,
           max_batch, max_queue, default_max_tokens, cache_mb, grace, blocklist, ui, threads, device,
-          log_level) -> None:
+          max_gpu_memory, log_level) -> None:
     """Serve a model over HTTP with the OpenAI API (chat completions with images,
     image generations), /health, /metrics and optionally a web demo (--ui).
 
@@ -82,7 +86,10 @@ def serve(spec, checkpoints, host, port, api_key, model_name, allow_dirs, max_im
         import torch
 
         torch.set_num_threads(threads)
-    chat_stack, paint_stack = load_stacks(list(checkpoints), spec, device)
+    if max_gpu_memory is None:
+        chat_stack, paint_stack = load_stacks(list(checkpoints), spec, device)
+    else:
+        chat_stack, paint_stack = _load_offloaded(checkpoints, spec, device, max_gpu_memory)
     name = model_name or (Path(checkpoints[0]).resolve().name if checkpoints else "mpm")
     options = ServeOptions(
         model_id=name, max_batch=max_batch, max_queue=max_queue, default_max_tokens=default_max_tokens,
@@ -90,6 +97,23 @@ def serve(spec, checkpoints, host, port, api_key, model_name, allow_dirs, max_im
         cache_bytes=cache_mb * 1024 * 1024, api_key=api_key, grace=grace, prompt_filters=filters)
     service = Service(chat_stack, paint_stack, options)
     run_server(service, host, port, ui=ui, log_level=log_level)
+
+
+def _load_offloaded(checkpoints, spec, device: str | None, max_gpu_memory: str):
+    """The stacks with the chat stack's layers placed across the GPU and CPU memory
+    (``inference.offload``); a paint stack goes to ``device`` whole."""
+    from ..inference.loading import _place
+    from ..inference.offload import check_can_offload, describe, offload_stack
+    from ..planning.hardware import parse_size
+    from ..serving.service import load_stacks
+
+    budget = parse_size(max_gpu_memory)
+    check_can_offload(device)  # before anything is loaded
+    chat_stack, paint_stack = load_stacks(list(checkpoints), spec, None)
+    if chat_stack is None:
+        raise MPMError("--max-gpu-memory places a chat model; this server has none (no --vision, no chat run)")
+    click.echo(describe(offload_stack(chat_stack, budget, device)), err=True)
+    return chat_stack, _place(paint_stack, device) if paint_stack is not None else None
 
 
 def run_server(service, host: str, port: int, ui: bool = False, log_level: str = "info") -> None:

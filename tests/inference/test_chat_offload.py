@@ -91,6 +91,15 @@ def test_chat_without_cuda_says_it_needs_one(tiny_components):
     assert bad.exit_code != 0 and "cannot read memory size 'lots'" in bad.output
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_serve_without_cuda_says_it_needs_one(tiny_components):
+    pytest.importorskip("uvicorn")
+    result = CliRunner().invoke(cli, ["compose", "--llm", "tiny-llm", "--vision", "tiny-vision", "serve",
+                                      "--max-gpu-memory", "1GiB", "--port", "0"])
+    assert result.exit_code != 0
+    assert "needs a CUDA device; on CPU weights are memory-mapped already" in result.output
+
+
 @pytest.fixture
 def llama_stack():
     from mpm_framework import compose
