@@ -283,7 +283,7 @@ def _suggestions(cfg, plan: Plan, tflops: float) -> list[tuple[str, int, bool]]:
                         achieved_tflops=tflops, trace="never", suggest=False)
         out.append((label, alt.gpu_bytes, alt.fits))
     if plan.counts.get("llm", (0, 0))[0] > 0:
-        out.append(("LoRA on the LLM (model.llm.lora.enabled=true) trains ~1% of its weights; "
+        out.append(("LoRA on the LLM (run.lora.r=8) trains ~1% of its weights; "
                     "grads and optimizer state shrink accordingly", -1, False))
     return out
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config.choices import torch_dtype
 from ..quantize import quantizable
-
-_TORCH = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -52,11 +51,11 @@ def place_layers(model: nn.Module, gpu_budget: int, dtype: str = "fp16", quantiz
     # accelerate warns that device 0 does not exist: planning for a GPU this machine may not have is the point
     logging.getLogger("accelerate.utils.modeling").setLevel(logging.ERROR)
     blocks = block_classes(model)
-    total = compute_module_sizes(model, dtype=_TORCH[dtype], special_dtypes=special)[""]
+    total = compute_module_sizes(model, dtype=torch_dtype(dtype), special_dtypes=special)[""]
     device_map = infer_auto_device_map(
         model, max_memory={0: max(int(gpu_budget), 0), "cpu": max(2 * total, 1)},
-        no_split_module_classes=sorted(blocks), dtype=_TORCH[dtype], special_dtypes=special)
-    sizes = compute_module_sizes(model, dtype=_TORCH[dtype], special_dtypes=special)
+        no_split_module_classes=sorted(blocks), dtype=torch_dtype(dtype), special_dtypes=special)
+    sizes = compute_module_sizes(model, dtype=torch_dtype(dtype), special_dtypes=special)
     gpu = sum(sizes[name] for name, dev in device_map.items() if dev == 0)
     layer_names = [n for n, m in model.named_modules() if type(m).__name__ in blocks]
     on_gpu = sum(1 for n in layer_names if _device_of(n, device_map) == 0)

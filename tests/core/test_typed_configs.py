@@ -117,8 +117,7 @@ def test_no_dtype_table_is_written_twice():
     folders = ["mpm_framework", "plugins", "languages", "examples", "benchmarks"]
     found = [str(p.relative_to(ROOT)) for folder in folders for p in (ROOT / folder).rglob("*.py")
              if "/build/" not in str(p) and "/tests/" not in str(p) and table.search(p.read_text(encoding="utf-8"))]
-    # planning/ is another change's (mpm_framework/planning/offload.py); everything else uses torch_dtype
-    assert [f for f in found if not f.startswith("mpm_framework/planning/")] == []
+    assert found == []
 
 
 def test_every_build_context_field_is_read():
