@@ -83,10 +83,19 @@ def build_component(kind: str, name: str, overrides: list[str] | dict[str, Any] 
 
 
 def load_stack(run_dir: str | Path, stage: str | None = None, device: str = "cpu",
-               trust_remote_code: bool | None = None):
+               trust_remote_code: bool | None = None, *, dtype: dict[str, str] | None = None,
+               quantize: dict[str, str] | None = None, overrides: list[str] | tuple[str, ...] = ()):
     """The trained stack of a run folder (its last finished stage, or ``stage``;
     a stage folder works too), rebuilt from the config the run saved, with its
     LoRA adapters and trained weights, in eval mode on ``device``.
+
+    Inference settings, per component (the run's own otherwise): ``dtype``
+    (``{"llm": "bf16"}``: built at that dtype, the trained weights converted as
+    they load), ``quantize`` (``{"llm": "int8"}``: applied after the weights are
+    loaded, the component's LoRA adapters merged first), or the same as
+    ``overrides`` (``["model.llm.quantize=int8", "model.vision.dtype=bf16"]``).
+    Any other key is a ConfigError naming what may be set on a trained run
+    (``mpm_framework.inference.run_overrides``).
 
     ``trust_remote_code``: True lets code shipped with the models run (warning with
     the files); None keeps what the running command granted (``--trust-remote-code``);
@@ -94,6 +103,7 @@ def load_stack(run_dir: str | Path, stage: str | None = None, device: str = "cpu
     import contextlib
 
     from .errors import MPMError
+    from .inference.run_overrides import prepare_config, quantize_loaded, settings_from
     from .security import trusting_remote_code
     from .training.lora import apply_lora
     from .training.run_dir import load_weights, read_stage_config, stage_folder
@@ -102,12 +112,15 @@ def load_stack(run_dir: str | Path, stage: str | None = None, device: str = "cpu
         raise MPMError(f"run directory not found: {run_dir}")
     folder = stage_folder(run_dir, stage)
     cfg = read_stage_config(folder)
+    settings = settings_from(cfg, overrides, dtype, quantize)  # checked before anything is built
+    modes = prepare_config(cfg, settings)
     grant = contextlib.nullcontext() if trust_remote_code is None else trusting_remote_code(trust_remote_code)
     with grant:
         stack = build_stack(cfg)
     apply_lora(stack, cfg.run.lora)
     load_weights(stack, folder)
     stack.to(device)
+    quantize_loaded(stack, modes)  # after the move: int8 runs on the CPU only, and says so
     stack.eval()
     return stack
 

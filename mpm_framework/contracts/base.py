@@ -46,3 +46,22 @@ class Component(nn.Module):
 
     def enable_gradient_checkpointing(self) -> None:
         """Trade compute for memory; components without layers ignore it."""
+
+    def quantize_weights(self, mode: str) -> int:
+        """Apply quantisation ``mode`` (``"int8"``; see :data:`mpm_framework.config.choices.Quantize`)
+        in place to weights already loaded, returning how many layers changed.
+
+        Loading a trained run at ``model.<component>.quantize=int8``
+        (:func:`mpm_framework.composition.load_stack`) builds the component in
+        float, loads the trained weights, then calls this. A component that
+        quantises at build time (``quantize`` in its config) implements it and
+        has its ``from_config`` call the same code. ``"none"`` changes nothing;
+        the default refuses anything else."""
+        from ..quantize import check_quantize
+
+        if check_quantize(mode) == "none":
+            return 0
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{type(self).__name__} does not support quantisation ({mode}): "
+                          "leave its quantize at none (or choose a dtype instead)")

@@ -16,14 +16,22 @@ from typing import Any
 from ..errors import ConfigError, MPMError
 
 
-def load_run_stack(run_dir: str | Path, trust_remote_code: bool | None = None):
+def load_run_stack(run_dir: str | Path, trust_remote_code: bool | None = None,
+                   overrides: list[str] | tuple[str, ...] = ()):
     """The stack saved in a training run directory (:func:`mpm_framework.composition.load_stack`).
     Code shipped with its models runs only when granted: ``trust_remote_code=True`` or
     the command's ``--trust-remote-code`` (None); never because the folder's config
-    says so (``mpm_framework.security``)."""
+    says so (``mpm_framework.security``). ``overrides``: the command's ``key=value``
+    overrides, of which a trained run takes only ``model.<component>.dtype`` and
+    ``model.<component>.quantize`` (anything else: a ConfigError naming those)."""
     from ..composition import load_stack
 
-    return load_stack(run_dir, trust_remote_code=trust_remote_code)
+    return load_stack(run_dir, trust_remote_code=trust_remote_code, overrides=overrides)
+
+
+def spec_overrides(spec) -> list[str]:
+    """The ``key=value`` overrides given to ``mpm compose`` (none without a spec)."""
+    return list(getattr(spec, "overrides", None) or [])
 
 
 def _place(module, device: str | None):
@@ -43,7 +51,7 @@ def _load_stack(spec, checkpoint: str | Path | None, device: str | None, trust_r
     ``kind`` (else ``wrong_kind`` says what to choose) and placed on ``device``."""
     with _granted(trust_remote_code):
         if checkpoint is not None:
-            stack = load_run_stack(checkpoint)
+            stack = load_run_stack(checkpoint, overrides=spec_overrides(spec))
         else:
             from ..composition import build_stack
 
@@ -91,7 +99,7 @@ def load_pivot_llm(spec=None, checkpoint: str | Path | None = None, device: str 
     """Only the pivot LLM (the alignment probe needs nothing else)."""
     with _granted(trust_remote_code):
         if checkpoint is not None:
-            return _place(load_run_stack(checkpoint).llm, device)
+            return _place(load_run_stack(checkpoint, overrides=spec_overrides(spec)).llm, device)
         return _place(pivot_llm_from_config(spec.resolve()), device)
 
 

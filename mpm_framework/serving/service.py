@@ -174,12 +174,15 @@ class Service:
 def load_stacks(checkpoints: list[str | Path], spec: Any = None, device: str | None = None) -> tuple[Any, Any]:
     """(chat stack, paint stack) from run folders (each is one or the other) or
     from a composed spec (``--vision`` makes a chat stack, ``--decoder`` a paint stack)."""
-    from ..inference.loading import _place, load_run_stack
+    from ..inference.loading import _place, load_run_stack, spec_overrides
+    from ..inference.run_overrides import split_for_runs
     from ..stacks.chat import ChatStack
     from ..stacks.paint import PaintStack
 
     chat = paint = None
-    stacks = [load_run_stack(path) for path in checkpoints]
+    # a trained run takes only its inference settings (model.<component>.dtype / quantize) from the overrides
+    per_run = split_for_runs(checkpoints, spec_overrides(spec)) if checkpoints else []
+    stacks = [load_run_stack(path, overrides=run_overrides) for path, run_overrides in zip(checkpoints, per_run)]
     if spec is not None and not checkpoints:
         from dataclasses import replace as dc_replace
 

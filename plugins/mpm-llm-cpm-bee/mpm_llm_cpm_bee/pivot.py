@@ -139,11 +139,18 @@ class CPMBeeLLM(CPMBeeModel, PivotLLM):
                 model.init_weights(cfg.seed)
             model.to(dtype)
         if not meta:
-            from mpm_framework.quantize import check_quantize, quantize_linear_int8
-
-            if check_quantize(cfg.quantize, "model.llm.quantize") == "int8":
-                quantize_linear_int8(model, field="model.llm.quantize")  # the tied LM head is an embedding
+            model.quantize_weights(cfg.quantize)
         return model
+
+    def quantize_weights(self, mode: str) -> int:
+        """``model.llm.quantize`` applied in place (int8: every linear layer; the
+        tied LM head is the input embedding and stays float): at build time by
+        ``from_config``, after a run's weights are loaded by ``load_stack``."""
+        from mpm_framework.quantize import check_quantize, quantize_linear_int8
+
+        if check_quantize(mode, "model.llm.quantize") == "none":
+            return 0
+        return quantize_linear_int8(self, field="model.llm.quantize")
 
     @classmethod
     def from_pretrained(cls, path: str | Path, **overrides: Any) -> CPMBeeLLM:

@@ -157,14 +157,21 @@ def load_pretrained(cfg: LlamaLLMConfig, auto: bool, attn: str, meta: bool) -> A
 
 
 def quantize(model: Any, cfg: LlamaLLMConfig) -> Any:
-    """``model`` with ``cfg.quantize`` applied (int8: every linear layer but the LM head)."""
+    """``model`` with ``cfg.quantize`` applied (see :func:`quantize_model`)."""
+    quantize_model(model, cfg.quantize)
+    return model
+
+
+def quantize_model(model: Any, mode: str) -> int:
+    """Quantise a transformers causal LM in place (int8: every linear layer but
+    the LM head); returns how many layers. The one path of both build-time
+    ``model.llm.quantize`` and ``quantize_weights`` after a run's weights are loaded."""
     from mpm_framework.quantize import check_quantize, quantize_linear_int8
 
-    if check_quantize(cfg.quantize, "model.llm.quantize") == "none":
-        return model
+    if check_quantize(mode, "model.llm.quantize") == "none":
+        return 0
     head = [n for n, m in model.named_modules() if m is model.get_output_embeddings()]
-    quantize_linear_int8(model, skip=head, field="model.llm.quantize")
-    return model
+    return quantize_linear_int8(model, skip=head, field="model.llm.quantize")
 
 
 def _load_in_place(cls: Any, config: Any, folder: Path, attn: str, dtype: torch.dtype) -> Any:

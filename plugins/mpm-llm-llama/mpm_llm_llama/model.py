@@ -118,6 +118,13 @@ class HFCausalLM(PivotLLM):
         """``LlamaLLM.from_pretrained("ckpt_dir", dtype="bf16")``: config fields as keywords."""
         return cls.from_config(cls.config_class(**options, path=str(path)), BuildContext())
 
+    def quantize_weights(self, mode: str) -> int:
+        """``model.llm.quantize`` applied to the loaded weights (int8: every linear
+        layer but the LM head), as ``from_config`` applies it at build time."""
+        from .loading import quantize_model
+
+        return quantize_model(self.hf, mode)
+
     # -- parameters ----------------------------------------------------------------
     def trainable_groups(self) -> dict[str, list[str]]:
         """``embeddings``, ``layers`` (decoder blocks and final norm), ``lm_head``

@@ -108,11 +108,18 @@ class Beit3Encoder(VisionEncoder):
                                       dtype=dtype)
         if not context.meta:
             model.to(dtype)
-            from mpm_framework.quantize import check_quantize, quantize_linear_int8
-
-            if check_quantize(config.quantize, "model.vision.quantize") == "int8":
-                quantize_linear_int8(model, field="model.vision.quantize")
+            model.quantize_weights(config.quantize)
         return model
+
+    def quantize_weights(self, mode: str) -> int:
+        """``model.vision.quantize`` applied in place (int8: the linear layers of
+        both experts and the mapping): at build time by ``from_config``, after a
+        run's weights are loaded by ``load_stack``."""
+        from mpm_framework.quantize import check_quantize, quantize_linear_int8
+
+        if check_quantize(mode, "model.vision.quantize") == "none":
+            return 0
+        return quantize_linear_int8(self, field="model.vision.quantize")
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         tokens = self.beit3.vision_embed(pixel_values)

@@ -133,15 +133,22 @@ class HFVisionTower(VisionEncoder):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(config.tiny.seed))
                 model = model_cls(hf_config).to(dtype)
-        if not context.meta:
-            from mpm_framework.quantize import check_quantize, quantize_linear_int8
-
-            if check_quantize(config.quantize, "model.vision.quantize") == "int8":
-                quantize_linear_int8(model, field="model.vision.quantize")
         tower = cls(model, bool(config.keep_cls), spec, bool(config.pad_to_square), total)
         tower.feature_layer = int(config.feature_layer)
         tower._select = None if feature == keep else feature
+        if not context.meta:
+            tower.quantize_weights(config.quantize)
         return tower
+
+    def quantize_weights(self, mode: str) -> int:
+        """``model.vision.quantize`` applied in place to the transformers tower's
+        linear layers: at build time by ``from_config``, after a run's weights are
+        loaded by ``load_stack``."""
+        from mpm_framework.quantize import check_quantize, quantize_linear_int8
+
+        if check_quantize(mode, "model.vision.quantize") == "none":
+            return 0
+        return quantize_linear_int8(self.model, field="model.vision.quantize")
 
     @classmethod
     def _check_model_type(cls, path: Path) -> None:
