@@ -6,14 +6,12 @@ dtype: fp32, bf16 and int8, and how often each answers exactly as fp32 does
     cd benchmarks && OMP_NUM_THREADS=1 python bench_toy_dtypes.py RUN --condition mpm,native --seed 0 --write-results
 
 The condition's trained stack (``seed<k>/conditions/<condition>``) is loaded
-with the public loading API (``mpm_framework.composition.load_stack``, fp32 as
-trained), then for ``bf16`` its LLM and vision tower are cast as
-``model.llm.dtype=bf16`` / ``model.vision.dtype=bf16`` build them (the
-connector stays fp32 there too), and for ``int8`` their linear layers are
-quantised the way ``model.llm.quantize=int8`` / ``model.vision.quantize=int8``
-do it (``mpm_framework.quantize.quantize_linear_int8``; the LM head stays
-fp32). ``load_stack`` takes no dtype or quantisation for a run folder: its
-trained weights are loaded into float layers, so the conversion comes after.
+with the public loading API at each variant: ``mpm_framework.composition.load_stack``
+as trained (fp32), with ``dtype={"llm": "bf16", "vision": "bf16"}`` (the
+connector stays fp32, as when a stack is composed with those settings), and
+with ``quantize={"llm": "int8", "vision": "int8"}`` (the trained weights are
+loaded, then each component quantises its own linear layers: the LM head stays
+fp32). The same as ``mpm compose ... chat --checkpoint RUN model.llm.quantize=int8``.
 
 Every variant answers the demo's own held-out items (same scenes, prompts and
 limits: ``Demo.generate``) and is scored by the toy world's scorer
@@ -36,24 +34,19 @@ import torch
 
 VARIANTS = ("fp32", "bf16", "int8")
 TARGET_POINTS = 2.0
+#: load_stack's inference settings of each variant (fp32: the run as trained).
+SETTINGS: dict[str, dict[str, dict[str, str]]] = {
+    "fp32": {},
+    "bf16": {"dtype": {"llm": "bf16", "vision": "bf16"}},
+    "int8": {"quantize": {"llm": "int8", "vision": "int8"}},
+}
 
 
 def load_variant(folder: Path, variant: str):
     """The condition's trained stack at ``variant``."""
     from mpm_framework.composition import load_stack
-    from mpm_framework.quantize import quantize_linear_int8
 
-    stack = load_stack(folder)
-    if variant == "bf16":
-        stack.llm.to(torch.bfloat16)
-        stack.vision.to(torch.bfloat16)
-    elif variant == "int8":
-        hf = stack.llm.hf
-        head = [name for name, module in hf.named_modules() if module is hf.get_output_embeddings()]
-        quantize_linear_int8(hf, skip=head, field="model.llm.quantize")
-        tower = getattr(stack.vision, "model", stack.vision)  # the CLIP plugin quantises its HF tower
-        quantize_linear_int8(tower, field="model.vision.quantize")
-    return stack.eval()
+    return load_stack(folder, **SETTINGS[variant])
 
 
 def demo_for(run: Path):
