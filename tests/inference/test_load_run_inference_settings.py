@@ -138,3 +138,31 @@ def test_cli_chat_with_a_trained_run_at_int8(trained_run):
     assert result.exit_code != 0
     assert "'run.lr=1e-5' cannot be set" in result.output and "model.llm.quantize" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_loads_a_trained_run_with_its_inference_settings(trained_run):
+    from mpm_framework.cli.compose_cmd import ComposeSpec
+    from mpm_framework.inference.run_overrides import split_for_runs
+    from mpm_framework.quantize import is_quantized
+    from mpm_framework.serving.service import load_stacks
+
+    run, _ = trained_run
+    chat, paint = load_stacks([run], ComposeSpec(overrides=["model.llm.quantize=int8", "model.vision.dtype=bf16"]))
+    assert paint is None and is_quantized(chat.llm) and not is_quantized(chat.vision)
+    assert {p.dtype for p in chat.vision.parameters()} == {torch.bfloat16}
+    with pytest.raises(ConfigError, match=r"'model\.decoder\.dtype' cannot be set"):
+        load_stacks([run], ComposeSpec(overrides=["model.decoder.dtype=fp16"]))
+    # two runs (a chat and a text-only one): each override goes to the runs that have its key,
+    # one that no run has to all (whose loading refuses it)
+    import shutil
+
+    import yaml
+
+    text_run = run.parent / "text_run"
+    shutil.copytree(run, text_run, dirs_exist_ok=True)
+    config = next(text_run.glob("*/config.yaml"))
+    saved = yaml.safe_load(config.read_text())
+    saved["model"]["vision"] = saved["model"]["connector"] = None
+    config.write_text(yaml.safe_dump(saved))
+    overrides = ["model.vision.dtype=bf16", "model.llm.quantize=int8", "run.lr=1"]
+    assert split_for_runs([run, text_run], overrides) == [overrides, ["model.llm.quantize=int8", "run.lr=1"]]
