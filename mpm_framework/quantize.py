@@ -18,14 +18,16 @@ asking for int8 on a CUDA model is an error that says this.
 
 from __future__ import annotations
 
+import typing
 import warnings
 from collections.abc import Iterable
 
 from torch import nn
 
+from .config.choices import Quantize
 from .errors import ConfigError, did_you_mean
 
-QUANTIZE_CHOICES = ("none", "int8")
+QUANTIZE_CHOICES: tuple[str, ...] = typing.get_args(Quantize)  # the config's choices, written once
 
 
 def check_quantize(value: str, field: str = "quantize") -> str:

@@ -19,17 +19,16 @@ adapters), then the component quantises itself
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config.choices import DTYPES, Quantize
+from ..config.choices import DTYPES
 from ..errors import ConfigError, did_you_mean
+from ..quantize import QUANTIZE_CHOICES
 
 #: The settings of a component that may change on a trained run.
 INFERENCE_KEYS = ("dtype", "quantize")
-QUANTIZE_MODES: tuple[str, ...] = typing.get_args(Quantize)
 
 
 @dataclass
@@ -58,7 +57,7 @@ def _refuse(what: str, cfg: Any) -> ConfigError:
     return ConfigError(
         f"{what}: a trained run (--checkpoint) keeps the config it was trained with; only its inference "
         f"settings may change: {', '.join(allowed) or '(none: no component of this run has a dtype or quantize)'} "
-        f"(dtype: {'|'.join(DTYPES)}; quantize: {'|'.join(QUANTIZE_MODES)})")
+        f"(dtype: {'|'.join(DTYPES)}; quantize: {'|'.join(QUANTIZE_CHOICES)})")
 
 
 def parse_overrides(overrides: Sequence[str], cfg: Any) -> InferenceSettings:

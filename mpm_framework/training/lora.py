@@ -50,7 +50,9 @@ def apply_lora(stack: nn.Module, lora: Any) -> list[str]:
             raise ConfigError(f"run.lora.components names '{name}'; components: {', '.join(components)}")
         if is_quantized(components[name]):
             raise ConfigError(f"run.lora trains float weights but model.{name}.quantize=int8 (an inference "
-                              f"setting): set model.{name}.quantize=none, or merge the adapter first")
+                              f"setting): set model.{name}.quantize=none, or merge the adapter first (a "
+                              f"trained run loads at int8 with --checkpoint RUN model.{name}.quantize=int8: "
+                              "its adapters are merged, then quantised)")
         config = saved[0] if saved else LoraConfig(
             r=int(lora.r), lora_alpha=float(lora.alpha), lora_dropout=float(lora.dropout),
             target_modules=list(lora.target_modules))
