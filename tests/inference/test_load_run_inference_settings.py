@@ -166,3 +166,29 @@ def test_serve_loads_a_trained_run_with_its_inference_settings(trained_run):
     config.write_text(yaml.safe_dump(saved))
     overrides = ["model.vision.dtype=bf16", "model.llm.quantize=int8", "run.lr=1"]
     assert split_for_runs([run, text_run], overrides) == [overrides, ["model.llm.quantize=int8", "run.lr=1"]]
+
+
+@pytest.mark.parametrize("kind,name,options", [
+    ("llm", "llama", {}), ("llm", "hf-causal-lm", {}), ("llm", "cpm-bee", {"size": "tiny"}),
+    ("vision", "clip", {}), ("vision", "siglip", {}), ("vision", "beit3", {"preset": "tiny"})])
+def test_quantize_weights_after_build_equals_build_time_int8(kind, name, options):
+    """Each plugin's quantize_weights is the code its from_config runs for quantize=int8:
+    a float build quantised afterwards computes exactly what the int8 build does."""
+    from mpm_framework.composition import build_component
+    from mpm_framework.contracts.base import BuildContext
+    from mpm_framework.contracts.prompt import Turn
+
+    context = BuildContext(llm_hidden_size=64)
+    after = build_component(kind, name, options, context=context).eval()
+    built = build_component(kind, name, {**options, "quantize": "int8"}, context=context).eval()
+    assert after.quantize_weights("int8") > 0
+    with torch.no_grad():
+        if kind == "vision":
+            size = after.image_size
+            pixels = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+            want, got = built(pixels), after(pixels)
+        else:
+            batch = after.collate([after.format_prompt([Turn("user", "hello there"), Turn("assistant", "hi")])])
+            want = built(built.embed_tokens(batch["input_ids"]), batch).logits
+            got = after(after.embed_tokens(batch["input_ids"]), batch).logits
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
