@@ -175,6 +175,20 @@ def _x(values: list[str]) -> tuple[list[float], bool]:
         return list(map(float, range(len(values)))), False
 
 
+def _english_accepted(points: list[dict[str, Any]], first: dict[str, Any], others: list[str], rest: tuple[str, ...],
+                      cond: str, lang: str, metric: str) -> list[tuple[float, float]]:
+    """``(x, mean)`` of ``<metric>_any`` (content in English accepted too) along one line, sorted by x."""
+    xs, _ = _x(first["values"])
+    out = []
+    for p in points:
+        if tuple(p["point"][k] for k in others) != rest:
+            continue
+        value = p.get("table", {}).get(cond, {}).get(lang, {}).get(f"{metric}_any", {}).get("mean")
+        if value is not None:
+            out.append((xs[first["values"].index(p["point"][first["key"]])], value))
+    return sorted(out)
+
+
 def plot_sweep(record: dict[str, Any], folder: Path) -> list[Path]:
     """A line plot per metric and language: the metric against the first swept
     setting, one line per condition (x the other settings' values), 95% CI bands."""
@@ -210,6 +224,11 @@ def plot_sweep(record: dict[str, Any], folder: Path) -> list[Path]:
                     shown = ax.plot(xv, [t[1]["mean"] for t in line], marker="o", label=label)[0]
                     ax.fill_between(xv, [t[1]["low"] for t in line], [t[1]["high"] for t in line],
                                     color=shown.get_color(), alpha=0.2)
+                    anyway = _english_accepted(points, first, others, rest, cond, lang, metric)
+                    if anyway and any(abs(a - t[1]["mean"]) >= 0.01 for (_, a), t in zip(anyway, line)):
+                        # understood but answered in English (the quasi-zero-shot effect): dashed
+                        ax.plot([x for x, _ in anyway], [a for _, a in anyway], linestyle="--", marker=".",
+                                color=shown.get_color(), label=f"{label}, English answers accepted")
             if not numeric:
                 ax.set_xticks(xs, first["values"])
             ax.set_xlabel(first["key"])

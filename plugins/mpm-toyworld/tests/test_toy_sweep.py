@@ -182,3 +182,24 @@ def test_worker_threads_are_their_share_of_the_available_cores(monkeypatch):
     assert console.available_cores() == 6  # the affinity mask, not os.cpu_count()
     assert [console.threads_per_worker(w) for w in (1, 2, 4, 8)] == [6, 3, 1, 1]
     assert console.threads_per_worker(2, cores=2) == 1
+
+
+def test_sweep_plots_show_understanding_in_english_when_it_differs(tmp_path):
+    """The quasi-zero-shot effect in a plot: where answers are right in English but not
+    in the asked language, the *_any mean is drawn along the scored line."""
+    from mpm_toyworld.sweep import _english_accepted, plot_sweep
+
+    def point(lr, score, anyway):
+        ci = {"mean": score, "low": score - 0.05, "high": score + 0.05, "n": 10}
+        return {"point": {"instruct_lr": lr, "calibration_share": "0"},
+                "ci": {"mpm": {"de": {"vqa_acc": ci}}},
+                "table": {"mpm": {"de": {"vqa_acc_any": {"mean": anyway, "std": 0.0, "n": 2}}}}}
+
+    record = {"grid": [{"key": "instruct_lr", "values": ["0.0001", "0.003"]},
+                       {"key": "calibration_share", "values": ["0"]}],
+              "points": [point("0.003", 0.1, 0.56), point("0.0001", 0.5, 0.5)],
+              "conditions": ["mpm"], "langs": ["de"], "seeds": [0, 1]}
+    line = _english_accepted(record["points"], record["grid"][0], ["calibration_share"], ("0",), "mpm", "de",
+                             "vqa_acc")
+    assert line == [(0.0001, 0.5), (0.003, 0.56)]
+    assert (tmp_path / "vqa_acc-de.png") in plot_sweep(record, tmp_path)
