@@ -115,8 +115,10 @@ def run_sweep(*, profile: Profile, profile_name: str, overrides: list[str], swee
     base = _base_record(profile_name, overrides, axes, seeds, langs, conds)
     out.mkdir(parents=True, exist_ok=True)
     record_file = out / "sweep.json"
+    earlier_record: dict[str, Any] = {}  # point -> its entry in the sweep.json being resumed
     if resume and record_file.is_file():
         old = json.loads(record_file.read_text(encoding="utf-8"))
+        earlier_record = {point_name(p["point"]): p for p in old.get("points", [])}
         for key in ("profile", "overrides", "seeds", "langs", "conditions"):
             if old.get(key) != base[key]:
                 raise MPMError(f"--resume: {out} holds a sweep with other {key} ({old.get(key)} vs {base[key]}); "
@@ -142,6 +144,7 @@ def run_sweep(*, profile: Profile, profile_name: str, overrides: list[str], swee
                                     resume=resume or bool(reused), command=command, verbose=verbose)
             summary = Demo(settings).run()
         else:
+            reused = earlier_record.get(point_name(point), {}).get("reused", {})  # what the kept run reused
             log(f"sweep point {i}/{len(grid)}: {point_name(point)} finished earlier, kept")
         record["points"].append({
             "point": point, "status": status, "reused": reused, "command": command, "out": str(point_out),

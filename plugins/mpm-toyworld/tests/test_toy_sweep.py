@@ -84,7 +84,9 @@ def test_sweep_records_every_point_and_resumes(tmp_path, packs):
     assert again.exit_code == 0, again.output
     assert again.output.count("finished earlier, kept") == 2
     assert (out / "points" / "instruct_steps=2" / "results.json").stat().st_mtime_ns == stamp
-    assert [p["status"] for p in json.loads((out / "sweep.json").read_text())["points"]] == ["kept", "kept"]
+    kept = json.loads((out / "sweep.json").read_text())["points"]
+    assert [p["status"] for p in kept] == ["kept", "kept"]
+    assert kept[1]["reused"]["seed0"]["stage"] == "align"  # what the kept run reused stays on record
 
     # other base settings: refused, nothing overwritten
     changed = CliRunner().invoke(cli, ["demo", "--langs", "de", "--out", str(out), "--workers", "1", "--quiet",
