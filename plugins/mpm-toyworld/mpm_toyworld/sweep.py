@@ -10,7 +10,11 @@ with the sweep's base overrides plus the point's values. The sweep writes
   condition, language and metric -- rewritten after every point;
 - ``plots/<metric>-<lang>.png``: the metric against the first swept setting,
   a line per condition (and per value of the other swept settings) with its
-  CI band.
+  CI band, and dashed where it differs the mean with English answers accepted;
+- ``sweep.md``: the same numbers as tables (``sweep_report.py``).
+
+A point reuses an earlier point's pivots and alignments when its settings
+differ only in later stages (``reuse.py``; ``--reuse-from`` adds other sweeps).
 
 ``--resume`` keeps every point whose run finished with the same settings;
 the base settings (profile, overrides, languages, seeds, conditions) of the
