@@ -12,16 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .report import TITLES
+from .report import TITLES, _ci_cell
 from .scoring import DIAGNOSTICS, METRICS
 
 
 def _cell(value: dict[str, Any] | None, with_ci: bool) -> str:
-    if not value or value.get("mean") is None:
-        return "–"
-    if with_ci and value.get("low") is not None:
-        return f"{value['mean']:.2f} [{value['low']:.2f}, {value['high']:.2f}]"
-    return f"{value['mean']:.2f}"
+    if with_ci:
+        return _ci_cell(value)  # the demo report's "mean [low, high]"
+    return "–" if not value or value.get("mean") is None else f"{value['mean']:.2f}"
 
 
 def sweep_markdown(record: dict[str, Any]) -> str:
